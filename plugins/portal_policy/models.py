@@ -1,0 +1,46 @@
+"""Published policy versions (immutable) and each client's reading of one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from portal.db import UTCDateTime, new_id, utcnow
+
+
+class PolicyVersion(SQLModel, table=True):
+    """A published version: never updated; a change is a new version."""
+
+    __tablename__ = "policy_version"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    version: int = Field(unique=True)
+    title: str = Field(max_length=200)
+    source_markdown: str = Field(sa_column=Column(Text, nullable=False))
+    practice_snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    # [[anchor, title], ...] for the table of contents.
+    toc: list[list[str]] = Field(sa_column=Column(JSON, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    content_hash: str = Field(max_length=64)
+    published_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    published_by: str = Field(max_length=100)
+
+
+class PolicyReading(SQLModel, table=True):
+    """The client opened and confirmed reading a version during onboarding."""
+
+    __tablename__ = "policy_reading"
+    __table_args__ = (UniqueConstraint("enrollment_id", "policy_version_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    enrollment_id: str = Field(foreign_key="enrollment.id", index=True, max_length=32)
+    policy_version_id: str = Field(foreign_key="policy_version.id", max_length=32)
+    read_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )

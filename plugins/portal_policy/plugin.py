@@ -1,0 +1,65 @@
+"""Registers the policy step, its tables, its public page and its commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlmodel import Session, SQLModel
+from starlette.routing import BaseRoute
+
+from portal.audit import Actor, RequestMeta
+from portal.db import utcnow
+from portal.hookspecs import hookimpl
+from portal.models import Practice
+from portal.settings import Settings
+from portal.steps import StepSpec
+from portal_policy import routes, service
+from portal_policy.models import PolicyReading, PolicyVersion
+from portal_policy.rendering import default_policy_source
+from portal_policy.step import PolicyStep
+
+
+@hookimpl
+def portal_models() -> list[type[SQLModel]]:
+    return [PolicyVersion, PolicyReading]
+
+
+@hookimpl
+def portal_steps(settings: Settings) -> list[StepSpec]:
+    return [StepSpec(key="policy", title="Read the policy", order=100,
+                     template="policy/step.html", handler=PolicyStep())]
+
+
+@hookimpl
+def portal_migration_dirs() -> list[Path]:
+    return [Path(__file__).parent / "migrations"]
+
+
+@hookimpl
+def portal_template_dirs() -> list[Path]:
+    return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def portal_routes(settings: Settings) -> list[BaseRoute]:
+    return list(routes.routes)
+
+
+@hookimpl
+def portal_commands() -> list[click.Command]:
+    from portal_policy.cli import policy
+
+    return [policy]
+
+
+def _publish_default(db: Session, settings: Settings) -> None:
+    practice = db.get(Practice, 1)
+    assert practice is not None
+    service.publish(db, default_policy_source(), practice, actor=Actor("system", "demo"),
+                    meta=RequestMeta.none(), now=utcnow())
+
+
+@hookimpl
+def portal_demo_setup() -> list[object]:
+    return [_publish_default]

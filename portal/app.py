@@ -1,0 +1,107 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from portal import migrations
+from portal.db import make_engine
+from portal.mail_templates import MailRenderer
+from portal.mailer import DeliveryLoop
+from portal.middleware.access_log import AccessLogMiddleware
+from portal.middleware.csrf import CSRFMiddleware
+from portal.middleware.security_headers import SecurityHeadersMiddleware
+from portal.plugins import collect_steps, get_plugin_manager
+from portal.resources import static_dir
+from portal.routes import links, onboarding, public
+from portal.runtime import Runtime
+from portal.settings import Settings
+from portal.templating import make_templates, render
+from portal.tokens import Tokens
+from portal.wizard import Wizard
+
+log = logging.getLogger("portal")
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Everything the app and the command line share; opens no connection yet."""
+    pm = get_plugin_manager(settings)
+    pm.hook.portal_models()
+    plugin_dirs = [d for group in pm.hook.portal_template_dirs() for d in group]
+    templates = make_templates(plugin_dirs)
+    return Runtime(
+        settings=settings,
+        engine=make_engine(settings),
+        pm=pm,
+        wizard=Wizard(collect_steps(pm, settings)),
+        templates=templates,
+        tokens=Tokens(settings.key_list),
+        mail=MailRenderer(templates.env),
+    )
+
+
+def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+    rt = build_runtime(settings)
+    plugin_routes = [r for group in rt.pm.hook.portal_routes(settings=settings) for r in group]
+    routes: list[BaseRoute] = [
+        *plugin_routes,
+        *(extra_routes or []),
+        *links.routes,
+        *onboarding.routes,
+        *public.routes,
+        Mount("/static", StaticFiles(directory=static_dir()), name="static"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.check_schema:
+            migrations.check_current(settings, rt.engine)
+        task = None
+        if settings.mail_in_process:
+            rt.delivery = DeliveryLoop(rt.engine, settings)
+            task = asyncio.create_task(rt.delivery.run())
+        try:
+            yield
+        finally:
+            if rt.delivery is not None and task is not None:
+                rt.delivery.stop()
+                await task
+            rt.engine.dispose()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(AccessLogMiddleware),
+            Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
+            Middleware(
+                CSRFMiddleware, secure=settings.secure_cookies, max_body=settings.max_form_bytes
+            ),
+        ],
+        exception_handlers={404: not_found, 405: not_found, 500: server_error},
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.templates = rt.templates
+    return app
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    return render(request, "errors/not_found.html", {}, status_code=status)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log (no request data in it); the person sees a calm page.
+    log.error("unhandled error on %s %s", request.method, request.url.path.split("/")[1])
+    return render(request, "errors/server_error.html", {}, status_code=500)

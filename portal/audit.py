@@ -1,0 +1,75 @@
+"""Audit events: who did what to which record, when and from where. Never clinical text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, Session, SQLModel
+
+from portal.db import UTCDateTime, utcnow
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # "client", "staff", "api", "cli", "system"
+    id: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+SYSTEM = Actor("system", "portal")
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """Request context kept with records as evidence of who acted."""
+
+    ip: str = ""
+    user_agent: str = ""
+
+    @classmethod
+    def none(cls) -> RequestMeta:
+        return cls()
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=100, index=True)
+    subject_type: str = Field(max_length=50)
+    subject_id: str = Field(max_length=64, index=True)
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=300)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    meta: RequestMeta | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Add an audit event to the caller's transaction, so it commits or fails with the change."""
+    meta = meta or RequestMeta.none()
+    event = AuditEvent(
+        actor=actor.label,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        ip=meta.ip[:64],
+        user_agent=meta.user_agent[:300],
+        detail=detail,
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,126 @@
+"""The `portal` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+import uvicorn
+
+from portal import invitations, migrations
+from portal.audit import Actor, RequestMeta
+from portal.cli_support import load_settings, open_runtime
+from portal.db import make_engine, transaction, utcnow
+from portal.mailer import DeliveryLoop, deliver_due
+from portal.models import Practice
+from portal.validation import clean_email, clean_name
+
+
+@click.group()
+def cli() -> None:
+    """Intake portal for mental-health practices."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the portal (and deliver mail in-process unless PORTAL_MAIL_IN_PROCESS=false)."""
+    from portal.app import create_app
+
+    app = create_app(load_settings())
+    uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True)
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade every table (host and plugins) to the current schema."""
+    settings = load_settings()
+    engine = make_engine(settings)
+    migrations.upgrade(settings, engine)
+    click.echo(f"Database is at {', '.join(sorted(migrations.current(engine)))}.")
+
+
+@cli.command()
+@click.argument("email")
+@click.option("--name", required=True, help="The client's full name.")
+def invite(email: str, name: str) -> None:
+    """Invite a client by email. Prints the invitation link as the last line."""
+    clean, problem = clean_email(email)
+    full_name, name_problem = clean_name(name, label="client's name")
+    if problem or name_problem:
+        raise click.ClickException(problem or name_problem or "")
+    rt = open_runtime()
+    with transaction(rt.engine) as db:
+        practice = db.get(Practice, 1)
+        if practice is None:
+            raise click.ClickException("Set the practice's details first: portal practice set")
+        _, link = invitations.invite(
+            db, rt.services, practice, full_name=full_name, email=clean,
+            actor=Actor("cli", "invite"), meta=RequestMeta.none(), now=utcnow(),
+        )
+    click.echo("Invitation queued for email delivery.")
+    click.echo(link)
+
+
+@cli.command("mail-worker")
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
+def mail_worker(once: bool, interval: float) -> None:
+    """Deliver queued mail from a separate process (set PORTAL_MAIL_IN_PROCESS=false on serve)."""
+    rt = open_runtime()
+    if once:
+        sent, failed = asyncio.run(deliver_due(rt.engine, rt.settings))
+        click.echo(f"Sent {sent}, failed {failed}.")
+        return
+    loop = DeliveryLoop(rt.engine, rt.settings, interval=interval)
+    try:
+        asyncio.run(loop.run())
+    except KeyboardInterrupt:
+        loop.stop()
+
+
+@cli.group()
+def practice() -> None:
+    """The practice's details, filled into the policy and the mail."""
+
+
+@practice.command("set")
+@click.option("--name")
+@click.option("--phone")
+@click.option("--email")
+@click.option("--website")
+@click.option("--licensing-board")
+@click.option("--crisis-line")
+def practice_set(**values: str | None) -> None:
+    """Set one or more details (the others keep their values)."""
+    rt = open_runtime()
+    given = {key: value.strip() for key, value in values.items() if value is not None}
+    with transaction(rt.engine) as db:
+        row = db.get(Practice, 1)
+        if row is None:
+            if not given.get("name"):
+                raise click.ClickException("The first time, give at least --name.")
+            row = Practice(name=given["name"])
+        for key, value in given.items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+        db.add(row)
+    click.echo("Practice details saved. Publish the policy again for clients to see changes.")
+
+
+def _add_plugin_commands() -> None:
+    from portal.demo import demo
+    from portal.plugins import get_plugin_manager
+
+    cli.add_command(demo)
+    for group in get_plugin_manager().hook.portal_commands():
+        for command in group:
+            cli.add_command(command)
+
+
+def main() -> None:
+    _add_plugin_commands()
+    cli()

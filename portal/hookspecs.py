@@ -1,0 +1,96 @@
+"""Every hook a plugin can implement. Each returns declarations and does no I/O.
+
+Built-in steps (in `plugins/`) use exactly these hooks, as does any package exposing the
+entry-point group ``portal.plugins``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from sqlmodel import Session, SQLModel
+    from starlette.routing import BaseRoute
+
+    from portal.settings import Settings
+    from portal.steps import StepSpec
+
+hookspec = pluggy.HookspecMarker("portal")
+hookimpl = pluggy.HookimplMarker("portal")
+
+
+@hookspec
+def portal_models() -> list[type[SQLModel]]:
+    """Return the plugin's table models.
+
+    Importing them registers the tables in ``SQLModel.metadata``, which Alembic and the start-up
+    schema check read. Returns: a list of SQLModel table classes. Not firstresult.
+    """
+
+
+@hookspec
+def portal_steps(settings: Settings) -> list[StepSpec]:
+    """Return onboarding steps this plugin contributes.
+
+    Arguments: ``settings``, the running configuration. Returns: a list of
+    ``portal.steps.StepSpec``; the wizard orders all steps by ``StepSpec.order``. Not firstresult.
+    """
+
+
+@hookspec
+def portal_template_dirs() -> list[Path]:
+    """Return folders holding the plugin's Jinja templates.
+
+    Plugin templates may extend the host's (``base.html``, ``wizard/step.html``). Returns: a list
+    of ``pathlib.Path``. Not firstresult.
+    """
+
+
+@hookspec
+def portal_routes(settings: Settings) -> list[BaseRoute]:
+    """Return extra Starlette routes (public pages, downloads) the plugin serves.
+
+    Arguments: ``settings``. Returns: a list of ``starlette.routing.BaseRoute``. Routes are
+    mounted before the host's catch-alls. Not firstresult.
+    """
+
+
+@hookspec
+def portal_commands() -> list[click.Command]:
+    """Return click commands (or groups) to add to the ``portal`` command line.
+
+    Returns: a list of ``click.Command``. Not firstresult.
+    """
+
+
+@hookspec
+def portal_done_panels() -> list[str]:
+    """Return template names rendered on the "you're done" page, in plugin order.
+
+    Each template receives ``client``, ``enrollment`` and ``summary``. Returns: a list of
+    template names. Not firstresult.
+    """
+
+
+@hookspec
+def portal_demo_setup() -> list[Callable[[Session, Settings], None]]:
+    """Return functions that prepare a fresh demo database (e.g. publish a default document).
+
+    ``portal demo`` calls each once, inside one transaction, before creating demo clients.
+    Returns: a list of callables taking ``(session, settings)``. Not firstresult.
+    """
+
+
+@hookspec
+def portal_migration_dirs() -> list[Path]:
+    """Return folders of Alembic revisions for the plugin's tables.
+
+    Each plugin keeps its own branch off the host's first revision: its first revision has
+    ``down_revision = "host_0001"`` and ``branch_labels`` of the plugin's package name.
+    ``portal migrate`` upgrades every branch to its head. Returns: a list of ``pathlib.Path``. Not firstresult.
+    """

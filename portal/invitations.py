@@ -1,0 +1,228 @@
+"""Invitation and resume links: signed, expiring, and for invitations, good for one use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from portal import audit, client_sessions
+from portal.audit import Actor, RequestMeta
+from portal.mail_templates import MailRenderer
+from portal.models import Client, Enrollment, EnrollmentStatus, Invitation, Practice
+from portal.outbox import enqueue
+from portal.settings import Settings
+from portal.tokens import Purpose, TokenError, Tokens
+
+
+class LinkStatus(StrEnum):
+    OK = "ok"
+    USED = "used"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class LinkCheck:
+    status: LinkStatus
+    enrollment: Enrollment | None = None
+    invitation: Invitation | None = None
+
+
+@dataclass(frozen=True)
+class Services:
+    """What creating and following links needs besides the database session."""
+
+    settings: Settings
+    tokens: Tokens
+    mail: MailRenderer
+
+
+def invite(
+    db: Session,
+    svc: Services,
+    practice: Practice,
+    *,
+    full_name: str,
+    email: str,
+    actor: Actor,
+    meta: RequestMeta,
+    now: datetime,
+) -> tuple[Enrollment, str]:
+    """Create the client and an invitation, and queue the invitation email. Returns the link."""
+    client = Client(full_name=full_name, email=email, created_at=now)
+    db.add(client)
+    enrollment = Enrollment(client_id=client.id, created_at=now)
+    db.add(enrollment)
+    link = _new_invitation(db, svc, practice, client, enrollment, now)
+    audit.record(db, actor, "client.invited", "enrollment", enrollment.id, meta)
+    return enrollment, link
+
+
+def _new_invitation(
+    db: Session,
+    svc: Services,
+    practice: Practice,
+    client: Client,
+    enrollment: Enrollment,
+    now: datetime,
+) -> str:
+    invitation = Invitation(
+        enrollment_id=enrollment.id,
+        created_at=now,
+        expires_at=now + timedelta(days=svc.settings.invitation_days),
+    )
+    db.add(invitation)
+    token = svc.tokens.sign(Purpose.INVITATION, {"i": invitation.id})
+    link = svc.settings.public_url(f"/i/{token}")
+    db.flush()
+    enqueue(
+        db,
+        svc.mail.render(
+            "invitation",
+            purpose="invitation",
+            to=client.email,
+            subject=f"{practice.name}: please complete your onboarding",
+            practice=practice,
+            client=client,
+            link=link,
+            days=svc.settings.invitation_days,
+        ),
+    )
+    return link
+
+
+def check_invitation(db: Session, svc: Services, token: str, now: datetime) -> LinkCheck:
+    """Say whether an invitation link can be used, without using it."""
+    try:
+        data = svc.tokens.verify(
+            Purpose.INVITATION, token, svc.settings.invitation_days * 86400
+        )
+    except TokenError as exc:
+        return LinkCheck(LinkStatus.EXPIRED if exc.reason == "expired" else LinkStatus.INVALID)
+    invitation = db.get(Invitation, str(data.get("i", "")))
+    if invitation is None:
+        return LinkCheck(LinkStatus.INVALID)
+    enrollment = db.get(Enrollment, invitation.enrollment_id)
+    if enrollment is None:
+        return LinkCheck(LinkStatus.INVALID)
+    if invitation.cancelled_at is not None or enrollment.status == EnrollmentStatus.CANCELLED:
+        return LinkCheck(LinkStatus.CANCELLED, enrollment, invitation)
+    if invitation.used_at is not None:
+        return LinkCheck(LinkStatus.USED, enrollment, invitation)
+    if invitation.expires_at <= now:
+        return LinkCheck(LinkStatus.EXPIRED, enrollment, invitation)
+    return LinkCheck(LinkStatus.OK, enrollment, invitation)
+
+
+def accept_invitation(
+    db: Session, svc: Services, token: str, meta: RequestMeta, now: datetime
+) -> tuple[LinkCheck, str | None]:
+    """Use the invitation (once) and start a client session. Returns the session key."""
+    check = check_invitation(db, svc, token, now)
+    if check.status is not LinkStatus.OK or check.invitation is None or check.enrollment is None:
+        return check, None
+    # The conditional update is the single-use guarantee: of two racing requests, one wins.
+    claimed = db.execute(
+        update(Invitation)
+        .where(col(Invitation.id) == check.invitation.id)
+        .where(col(Invitation.used_at).is_(None))
+        .values(used_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return LinkCheck(LinkStatus.USED, check.enrollment, check.invitation), None
+    enrollment = check.enrollment
+    if enrollment.status == EnrollmentStatus.INVITED:
+        enrollment.status = EnrollmentStatus.IN_PROGRESS
+        enrollment.started_at = now
+        db.add(enrollment)
+    key = client_sessions.start(db, enrollment.id, now, svc.settings.session_hours)
+    audit.record(
+        db, Actor("client", enrollment.id), "invitation.used", "enrollment", enrollment.id, meta
+    )
+    return check, key
+
+
+def resume_link(svc: Services, enrollment: Enrollment) -> str:
+    token = svc.tokens.sign(Purpose.RESUME, {"e": enrollment.id, "n": enrollment.resume_nonce})
+    return svc.settings.public_url(f"/r/{token}")
+
+
+def check_resume(db: Session, svc: Services, token: str) -> LinkCheck:
+    try:
+        data = svc.tokens.verify(Purpose.RESUME, token, svc.settings.resume_days * 86400)
+    except TokenError as exc:
+        return LinkCheck(LinkStatus.EXPIRED if exc.reason == "expired" else LinkStatus.INVALID)
+    enrollment = db.get(Enrollment, str(data.get("e", "")))
+    if enrollment is None or enrollment.resume_nonce != data.get("n"):
+        return LinkCheck(LinkStatus.INVALID)
+    if enrollment.status == EnrollmentStatus.CANCELLED:
+        return LinkCheck(LinkStatus.CANCELLED, enrollment)
+    return LinkCheck(LinkStatus.OK, enrollment)
+
+
+def accept_resume(
+    db: Session, svc: Services, token: str, meta: RequestMeta, now: datetime
+) -> tuple[LinkCheck, str | None]:
+    check = check_resume(db, svc, token)
+    if check.status is not LinkStatus.OK or check.enrollment is None:
+        return check, None
+    enrollment = check.enrollment
+    if enrollment.status == EnrollmentStatus.INVITED:
+        # A resume link also counts as opening the invitation.
+        enrollment.status = EnrollmentStatus.IN_PROGRESS
+        enrollment.started_at = now
+        db.add(enrollment)
+    key = client_sessions.start(db, enrollment.id, now, svc.settings.session_hours)
+    audit.record(
+        db, Actor("client", enrollment.id), "resume_link.used", "enrollment", enrollment.id, meta
+    )
+    return check, key
+
+
+def send_resume_link(
+    db: Session,
+    svc: Services,
+    practice: Practice,
+    enrollment: Enrollment,
+    actor: Actor,
+    meta: RequestMeta,
+) -> None:
+    client = db.get(Client, enrollment.client_id)
+    if client is None:
+        return
+    enqueue(
+        db,
+        svc.mail.render(
+            "resume",
+            purpose="resume",
+            to=client.email,
+            subject=f"{practice.name}: your link to continue",
+            practice=practice,
+            client=client,
+            link=resume_link(svc, enrollment),
+            days=svc.settings.resume_days,
+            complete=enrollment.status == EnrollmentStatus.COMPLETE,
+        ),
+    )
+    audit.record(db, actor, "resume_link.sent", "enrollment", enrollment.id, meta)
+
+
+def request_new_link(
+    db: Session, svc: Services, practice: Practice, email: str, meta: RequestMeta
+) -> None:
+    """Email a fresh link to whoever owns `email`. Answers nothing: no account enumeration."""
+    row = db.exec(
+        select(Enrollment)
+        .join(Client, col(Client.id) == col(Enrollment.client_id))
+        .where(col(Client.email) == email)
+        .where(col(Enrollment.status) != EnrollmentStatus.CANCELLED)
+        .order_by(col(Enrollment.created_at).desc())
+        .limit(1)
+    ).first()
+    if row is not None:
+        send_resume_link(db, svc, practice, row, Actor("client", row.id), meta)

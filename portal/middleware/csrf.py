@@ -1,0 +1,143 @@
+"""CSRF protection for every state-changing request, as pure ASGI middleware.
+
+Double-submit: a random token lives in an HttpOnly cookie and must come back in the form field
+`csrf_token` (or the `X-CSRF-Token` header that htmx sends). The body is read here, checked and
+replayed to the app, with a size cap so a huge body is refused before anything parses it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import parse_qs
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+FIELD = "csrf_token"
+HEADER = "x-csrf-token"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class CSRFMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secure: bool,
+        max_body: int,
+        exempt_prefixes: tuple[str, ...] = ("/api/", "/fhir/"),
+    ) -> None:
+        self.app = app
+        self.secure = secure
+        self.max_body = max_body
+        self.exempt_prefixes = exempt_prefixes
+        # The __Host- prefix pins the cookie to this host over https (no subdomain injection).
+        self.cookie_name = "__Host-portal_csrf" if secure else "portal_csrf"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        cookie_token = conn.cookies.get(self.cookie_name, "")
+        token = cookie_token if _well_formed(cookie_token) else secrets.token_urlsafe(32)
+        scope.setdefault("state", {})["csrf_token"] = token
+        set_cookie = token != cookie_token
+
+        if scope["method"] not in SAFE_METHODS:
+            try:
+                body = await _read_body(receive, self.max_body)
+            except BodyTooLarge:
+                await _refuse(scope, receive, send, 413, "That form was too large to accept.")
+                return
+            submitted = conn.headers.get(HEADER) or _form_token(conn, body)
+            if not (cookie_token and submitted and hmac.compare_digest(submitted, cookie_token)):
+                await _refuse(
+                    scope,
+                    receive,
+                    send,
+                    403,
+                    "This form has expired or was sent from somewhere else. Go back, reload the "
+                    "page, and send it again.",
+                )
+                return
+            receive = _replay(body)
+
+        async def send_with_cookie(message: Message) -> None:
+            if set_cookie and message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                attributes = "Path=/; HttpOnly; SameSite=Lax"
+                if self.secure:
+                    attributes += "; Secure"
+                headers.append("Set-Cookie", f"{self.cookie_name}={token}; {attributes}")
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _well_formed(token: str) -> bool:
+    return 40 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()
+
+
+def _form_token(conn: HTTPConnection, body: bytes) -> str:
+    content_type = conn.headers.get("content-type", "")
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        return ""
+    values = parse_qs(body.decode("latin-1"), max_num_fields=1000).get(FIELD, [])
+    return values[0] if values else ""
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
+    response: Response
+    if "text/html" in HTTPConnection(scope).headers.get("accept", ""):
+        response = HTMLResponse(_page(text), status_code=status)
+    else:
+        response = PlainTextResponse(text, status_code=status)
+    await response(scope, receive, send)
+
+
+def _page(text: str) -> str:
+    # Deliberately template-free: this runs before the app and its templates.
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width, initial-scale=1'>"
+        "<title>Please try again</title><link rel=stylesheet href='/static/portal.css'></head>"
+        f"<body><main class=page><h1>Please try again</h1><p>{text}</p></main></body></html>"
+    )

@@ -1,0 +1,60 @@
+"""Alembic, driven from code: `portal migrate` and the start-up schema check."""
+
+from __future__ import annotations
+
+import os
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+from portal.plugins import get_plugin_manager
+from portal.resources import migrations_dir
+from portal.settings import Settings
+
+
+class SchemaNotCurrent(RuntimeError):
+    pass
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    # The host's revisions plus one branch per plugin (see hookspecs.portal_migration_dirs).
+    pm = get_plugin_manager(settings)
+    folders = [migrations_dir() / "versions"]
+    folders += [folder for group in pm.hook.portal_migration_dirs() for folder in group]
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(f) for f in folders))
+    # ConfigParser interpolates %, which URL-encoded passwords contain.
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    config.attributes["settings"] = settings
+    return config
+
+
+def upgrade(settings: Settings, engine: Engine) -> None:
+    config = alembic_config(settings)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "heads")
+
+
+def heads(settings: Settings) -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+
+
+def current(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def check_current(settings: Settings, engine: Engine) -> None:
+    have, want = current(engine), heads(settings)
+    if have != want:
+        state = "is empty" if not have else "is at an older version"
+        raise SchemaNotCurrent(
+            f"The database schema {state} ({', '.join(sorted(have)) or 'no revision'}; "
+            f"the code needs {', '.join(sorted(want))}). Run `portal migrate` first."
+        )

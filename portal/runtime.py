@@ -1,0 +1,78 @@
+"""The objects the app builds once at start-up and hands to every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pluggy
+from jinja2_fragments.starlette import Jinja2Blocks
+from sqlalchemy import Engine
+from sqlmodel import Session
+from starlette.requests import Request
+
+from portal.audit import RequestMeta
+from portal.invitations import Services
+from portal.mail_templates import MailRenderer
+from portal.mailer import DeliveryLoop
+from portal.models import Client, Enrollment, Practice
+from portal.outbox import Mail, enqueue
+from portal.settings import Settings
+from portal.steps import StepContext
+from portal.tokens import Tokens
+from portal.wizard import Wizard
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    pm: pluggy.PluginManager
+    wizard: Wizard
+    templates: Jinja2Blocks
+    tokens: Tokens
+    mail: MailRenderer
+    delivery: DeliveryLoop | None = None
+
+    @property
+    def services(self) -> Services:
+        return Services(self.settings, self.tokens, self.mail)
+
+    def wake_mail(self) -> None:
+        if self.delivery is not None:
+            self.delivery.wake()
+
+    def step_context(
+        self,
+        db: Session,
+        practice: Practice,
+        client: Client,
+        enrollment: Enrollment,
+        meta: RequestMeta,
+        now: datetime,
+    ) -> StepContext:
+        def send_mail(mail: Mail) -> None:
+            enqueue(db, mail)
+
+        return StepContext(
+            db=db,
+            settings=self.settings,
+            practice=practice,
+            client=client,
+            enrollment=enrollment,
+            meta=meta,
+            now=now,
+            url_for=self.settings.public_url,
+            send_mail=send_mail,
+            mail=self.mail,
+        )
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def request_meta(request: Request) -> RequestMeta:
+    ip = request.client.host if request.client else ""
+    return RequestMeta(ip=ip, user_agent=request.headers.get("user-agent", "")[:300])

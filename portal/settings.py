@@ -1,0 +1,102 @@
+"""Configuration from `PORTAL_*` environment variables (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Used only when `demo` is true; a non-demo start refuses it (see `check_secret`).
+DEMO_SECRET = "demo-only-secret-never-use-in-production"  # noqa: S105
+
+
+class SmtpTls(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PORTAL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    demo: bool = False
+    database_url: str = "sqlite:///portal.db"
+    # Comma-separated; the first signs, all verify, so keys can be rotated.
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    base_url: str = "http://127.0.0.1:8000"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: SmtpTls = SmtpTls.NONE
+    smtp_timeout: float = 10.0
+    mail_from: str = "Practice portal <no-reply@localhost>"
+    # `portal serve` delivers mail in-process unless a separate `portal mail-worker` is run.
+    mail_in_process: bool = True
+    mail_max_attempts: int = 8
+    mail_backoff_seconds: float = 30.0
+
+    invitation_days: int = 14
+    resume_days: int = 30
+    session_hours: int = 12
+    phone_region: str = "US"
+    max_form_bytes: int = 256 * 1024
+    check_schema: bool = True
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def check_secret(self) -> Self:
+        if self.demo:
+            if not self.secret_keys:
+                self.secret_keys = [SecretStr(DEMO_SECRET)]
+            return self
+        if not self.secret_keys:
+            raise ValueError(
+                "PORTAL_SECRET_KEYS is not set. Set it to a long random value, for example "
+                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        for key in self.secret_keys:
+            raw = key.get_secret_value()
+            if raw == DEMO_SECRET or len(raw) < 32:
+                raise ValueError(
+                    "PORTAL_SECRET_KEYS must hold keys of at least 32 characters, "
+                    "and never the demo key."
+                )
+        return self
+
+    @property
+    def key_list(self) -> list[str]:
+        return [key.get_secret_value() for key in self.secret_keys]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def public_url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+
+def demo_settings(folder: Path, **overrides: object) -> Settings:
+    """Settings for `portal demo`: SQLite in `folder`, the demo key, mail to the local catcher."""
+    values: dict[str, object] = {
+        "demo": True,
+        "database_url": f"sqlite:///{folder / 'portal.db'}",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

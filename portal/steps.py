@@ -1,0 +1,101 @@
+"""What an onboarding step is, as the wizard engine sees it.
+
+The engine knows steps, their order, whether each is complete, and where to resume. What a step
+asks and stores is the plugin's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlmodel import Session
+
+from portal.audit import Actor, RequestMeta
+from portal.mail_templates import MailRenderer
+from portal.models import Client, Enrollment, Practice
+from portal.outbox import Mail
+from portal.settings import Settings
+
+
+@dataclass
+class StepContext:
+    """Everything a step handler may use; the engine owns the transaction around it."""
+
+    db: Session
+    settings: Settings
+    practice: Practice
+    client: Client
+    enrollment: Enrollment
+    meta: RequestMeta
+    now: datetime
+    url_for: Callable[[str], str]  # absolute public URL for a path
+    send_mail: Callable[[Mail], None]  # enqueue in this same transaction
+    mail: MailRenderer  # renders templates/email/NAME.txt into a Mail
+
+    @property
+    def actor(self) -> Actor:
+        return Actor("client", self.enrollment.id)
+
+
+@dataclass
+class StepOutcome:
+    """The result of a POST to a step.
+
+    `errors` maps field names to messages (shown next to the field); `values` are the entries to
+    re-render with. `done` moves the client on; otherwise the step page is shown again, with
+    `notice` if given (e.g. "Signature saved. Next signer, please.").
+    """
+
+    done: bool = False
+    stored: bool = False  # something was written (so a replay of this form must not count)
+    errors: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    notice: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True)
+class SummaryItem:
+    """One line of "what you chose", for the completion page and the receipt."""
+
+    heading: str
+    lines: tuple[str, ...]
+
+
+class StepHandler(Protocol):
+    def is_complete(self, ctx: StepContext) -> bool:
+        """True when the client has done everything this step requires."""
+        ...
+
+    def context(self, ctx: StepContext) -> dict[str, Any]:
+        """Template variables for showing the step (current values, options)."""
+        ...
+
+    def submit(self, ctx: StepContext, form: Mapping[str, str], action: str) -> StepOutcome:
+        """Validate and store a submission. Must not write anything when returning errors."""
+        ...
+
+    def summary(self, ctx: StepContext) -> list[SummaryItem]:
+        """The client's choices in plain words."""
+        ...
+
+    def demo_fill(self, ctx: StepContext) -> None:
+        """Complete the step with plausible answers, for `portal demo` data."""
+        ...
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    key: str  # URL segment: /onboarding/{key}
+    title: str  # shown in the progress list
+    order: int  # ascending; built-ins use 100, 200, ...
+    template: str  # page template; extends "wizard/step.html" and fills block "step_body"
+    handler: StepHandler
+    # Called once, in the transaction that completes the journey (e.g. to email a receipt).
+    on_journey_complete: Callable[[StepContext], None] | None = None

@@ -1,0 +1,121 @@
+"""The onboarding wizard engine: step order, completion, resume, and the journey's end.
+
+It runs inside one transaction per request and knows nothing about what a step asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from portal import audit
+from portal.models import EnrollmentStatus, FormSubmission
+from portal.steps import StepContext, StepOutcome, StepSpec, SummaryItem
+
+
+@dataclass(frozen=True)
+class ProgressItem:
+    spec: StepSpec
+    complete: bool
+    reachable: bool  # done already, or the first one still to do
+
+
+class Wizard:
+    def __init__(self, steps: list[StepSpec]) -> None:
+        if not steps:
+            raise RuntimeError("no onboarding steps are registered")
+        self.steps = steps
+        self._by_key = {step.key: step for step in steps}
+
+    def get(self, key: str) -> StepSpec | None:
+        return self._by_key.get(key)
+
+    def progress(self, ctx: StepContext) -> list[ProgressItem]:
+        items: list[ProgressItem] = []
+        blocked = False
+        for spec in self.steps:
+            complete = spec.handler.is_complete(ctx)
+            items.append(ProgressItem(spec, complete, reachable=not blocked))
+            blocked = blocked or not complete
+        return items
+
+    def first_incomplete(self, ctx: StepContext) -> StepSpec | None:
+        for item in self.progress(ctx):
+            if not item.complete:
+                return item.spec
+        return None
+
+    def can_visit(self, ctx: StepContext, key: str) -> bool:
+        return any(item.spec.key == key and item.reachable for item in self.progress(ctx))
+
+    def summary(self, ctx: StepContext) -> list[SummaryItem]:
+        return [line for spec in self.steps for line in spec.handler.summary(ctx)]
+
+    def submit(
+        self, ctx: StepContext, spec: StepSpec, form: Mapping[str, str], form_id: str
+    ) -> StepOutcome | None:
+        """Run a step's submission once. Returns None when this form was already submitted."""
+        if form_id and self._seen(ctx, form_id):
+            return None
+        action = form.get("action", "save")[:40]
+        outcome = self.dry_run(ctx, spec, form, action) if action == "validate" else None
+        if outcome is not None:
+            return outcome
+        savepoint = ctx.db.begin_nested()
+        outcome = spec.handler.submit(ctx, form, action)
+        if not outcome.ok:
+            # A submission with errors stores nothing, whatever the handler began.
+            savepoint.rollback()
+            return outcome
+        savepoint.commit()
+        if outcome.ok and outcome.stored and form_id:
+            ctx.db.add(
+                FormSubmission(
+                    form_id=form_id[:64], enrollment_id=ctx.enrollment.id, step=spec.key
+                )
+            )
+            try:
+                ctx.db.flush()
+            except IntegrityError:
+                # A concurrent copy of this form won the race; the caller rolls everything back.
+                raise ReplayedForm from None
+        self.complete_if_done(ctx)
+        return outcome
+
+    def dry_run(
+        self, ctx: StepContext, spec: StepSpec, form: Mapping[str, str], action: str = "validate"
+    ) -> StepOutcome:
+        """Validate without storing: for inline validation as the client types."""
+        savepoint = ctx.db.begin_nested()
+        try:
+            return spec.handler.submit(ctx, form, action)
+        finally:
+            savepoint.rollback()
+
+    def _seen(self, ctx: StepContext, form_id: str) -> bool:
+        query = select(FormSubmission.id).where(FormSubmission.form_id == form_id[:64])
+        return ctx.db.exec(query).first() is not None
+
+    def complete_if_done(self, ctx: StepContext) -> bool:
+        enrollment = ctx.enrollment
+        if enrollment.status == EnrollmentStatus.COMPLETE:
+            return True
+        if self.first_incomplete(ctx) is not None:
+            return False
+        enrollment.status = EnrollmentStatus.COMPLETE
+        enrollment.completed_at = ctx.now
+        ctx.db.add(enrollment)
+        audit.record(
+            ctx.db, ctx.actor, "onboarding.completed", "enrollment", enrollment.id, ctx.meta
+        )
+        for spec in self.steps:
+            if spec.on_journey_complete is not None:
+                spec.on_journey_complete(ctx)
+        return True
+
+
+class ReplayedForm(Exception):
+    """The same form was submitted twice at the same moment."""

@@ -1,0 +1,70 @@
+"""Small helpers the tests share: posting forms like a browser does, and inviting a client."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from httpx2 import Response
+from starlette.testclient import TestClient
+
+from portal import invitations
+from portal.audit import Actor, RequestMeta
+from portal.db import transaction, utcnow
+from portal.models import Enrollment, Practice
+from portal.runtime import Runtime
+
+
+def csrf_token(client: TestClient) -> str:
+    token = client.cookies.get("portal_csrf")
+    if token is None:
+        client.get("/")
+        token = client.cookies.get("portal_csrf")
+    assert token, "the app did not set a CSRF cookie"
+    return token
+
+
+def hidden(page: str, name: str) -> str:
+    """The value of a hidden input in `page`."""
+    match = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', page)
+    assert match, f"no hidden field {name!r} in the page"
+    return html.unescape(match.group(1))
+
+
+def post_form(client: TestClient, url: str, data: dict[str, Any], **kwargs: Any) -> Response:
+    return client.post(url, data={"csrf_token": csrf_token(client), **data}, **kwargs)
+
+
+def submit_step(client: TestClient, key: str, data: dict[str, Any]) -> Response:
+    """Open a step like a browser, then submit its form (with the form's one-time id)."""
+    page = client.get(f"/onboarding/{key}")
+    assert page.status_code == 200, page.text
+    return post_form(client, f"/onboarding/{key}", {"form_id": hidden(page.text, "form_id"), **data})
+
+
+def invite(rt: Runtime, name: str = "Jordan Rivers", email: str = "jordan@example.com") -> tuple[
+    Enrollment, str
+]:
+    with transaction(rt.engine) as db:
+        practice = db.get(Practice, 1)
+        assert practice is not None
+        return invitations.invite(
+            db, rt.services, practice, full_name=name, email=email,
+            actor=Actor("staff", "test"), meta=RequestMeta.none(), now=utcnow(),
+        )
+
+
+def open_link(client: TestClient, link: str) -> Response:
+    """Follow an emailed link: the landing page, then its confirm button."""
+    path = link.removeprefix("http://testserver")
+    landing = client.get(path)
+    assert landing.status_code == 200, landing.text
+    return post_form(client, path, {})
+
+
+def start_journey(client: TestClient, rt: Runtime, **kwargs: str) -> Enrollment:
+    enrollment, link = invite(rt, **kwargs)
+    response = open_link(client, link)
+    assert response.status_code == 303
+    return enrollment
