@@ -16,6 +16,9 @@ ENTRY_POINT_GROUP = "portal.plugins"
 # Registered like any installed plugin (Datasette's DEFAULT_PLUGINS pattern).
 DEFAULT_PLUGINS = (
     "portal_policy.plugin",
+    "portal_contact.plugin",
+    "portal_testimonial.plugin",
+    "portal_signature.plugin",
 )
 
 

@@ -54,7 +54,7 @@ class Runtime:
         def send_mail(mail: Mail) -> None:
             enqueue(db, mail)
 
-        return StepContext(
+        ctx = StepContext(
             db=db,
             settings=self.settings,
             practice=practice,
@@ -66,6 +66,8 @@ class Runtime:
             send_mail=send_mail,
             mail=self.mail,
         )
+        ctx.journey_summary = lambda: self.wizard.summary(ctx)
+        return ctx
 
 
 def runtime(request: Request) -> Runtime:

@@ -34,6 +34,8 @@ class StepContext:
     url_for: Callable[[str], str]  # absolute public URL for a path
     send_mail: Callable[[Mail], None]  # enqueue in this same transaction
     mail: MailRenderer  # renders templates/email/NAME.txt into a Mail
+    # Every step's summary, in step order (for receipts); set by the runtime.
+    journey_summary: Callable[[], list[SummaryItem]] = field(default=lambda: [])
 
     @property
     def actor(self) -> Actor:

@@ -1,0 +1,3 @@
+"""Registers the signature step (work in progress: filled in by its plugin package)."""
+
+from __future__ import annotations
