@@ -30,7 +30,13 @@ def serve(host: str, port: int) -> None:
     """Serve the portal (and deliver mail in-process unless PORTAL_MAIL_IN_PROCESS=false)."""
     from portal.app import create_app
 
-    app = create_app(load_settings())
+    settings = load_settings()
+    app = create_app(settings)
+    if settings.check_schema:
+        try:
+            migrations.check_current(settings, app.state.runtime.engine)
+        except migrations.SchemaNotCurrent as exc:
+            raise click.ClickException(str(exc)) from None
     uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True)
 
 

@@ -1,0 +1,30 @@
+# Two commands for a new machine: `make demo` and `make test`. Both install what they need.
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+ARGS ?=
+
+.PHONY: demo test install lint clean
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --locked
+	$(UV) run --locked python hatch_build.py >/dev/null
+
+## Install, then run the demo practice (SQLite, local mail catcher, demo data).
+demo: install
+	.venv/bin/portal demo $(ARGS)
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+## Install, then run the whole test suite on SQLite and PostgreSQL with a real SMTP server.
+test: lint
+	.venv/bin/python -m pytest
+
+clean:
+	rm -rf .venv .tools dist portal-demo

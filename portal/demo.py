@@ -1,0 +1,141 @@
+"""`portal demo`: the whole product on embedded defaults, ready to click through.
+
+SQLite in a local folder, migrations, a demo practice and policy, a few clients in different
+states, and an embedded SMTP server whose mail is shown at /demo/mail.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import click
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from sqlmodel import Session
+
+from portal import invitations, migrations
+from portal.app import create_app
+from portal.audit import Actor, RequestMeta
+from portal.db import transaction, utcnow
+from portal.mail_catcher import MailCatcher
+from portal.models import Client, Practice
+from portal.runtime import Runtime
+from portal.settings import demo_settings
+from portal.templating import render
+
+DEMO_PRACTICE = {
+    "name": "Harbor Light Counseling (demo)",
+    "phone": "(206) 555-0142",
+    "email": "office@harborlight.example",
+    "website": "https://harborlight.example",
+    "licensing_board": "the Washington State Department of Health",
+    "crisis_line": "After hours, call (206) 555-0199.",
+}
+
+# (name, email, how many steps they have completed; None = all)
+DEMO_CLIENTS = [
+    ("Avery Chen", "avery.chen@example.com", 0),
+    ("Morgan Ellis", "morgan.ellis@example.com", 2),
+    ("Sam Okafor", "sam.okafor@example.com", None),
+]
+
+
+def seed(rt: Runtime) -> None:
+    """Fill a fresh demo database; a database that has a practice already is left alone."""
+    with transaction(rt.engine) as db:
+        if db.get(Practice, 1) is not None:
+            return
+        db.add(Practice(**DEMO_PRACTICE))
+        db.flush()
+        for group in rt.pm.hook.portal_demo_setup():
+            for setup in group:
+                setup(db, rt.settings)
+        for name, email, steps_done in DEMO_CLIENTS:
+            _demo_client(db, rt, name, email, steps_done)
+
+
+def _demo_client(db: Session, rt: Runtime, name: str, email: str, steps: int | None) -> None:
+    practice = db.get(Practice, 1)
+    assert practice is not None
+    now = utcnow() - timedelta(days=2)
+    enrollment, link = invitations.invite(
+        db, rt.services, practice, full_name=name, email=email,
+        actor=Actor("system", "demo"), meta=RequestMeta.none(), now=now,
+    )
+    if steps == 0:
+        return
+    token = link.rsplit("/", 1)[-1]
+    invitations.accept_invitation(db, rt.services, token, RequestMeta("127.0.0.1", "demo"), now)
+    client = db.get(Client, enrollment.client_id)
+    assert client is not None
+    ctx = rt.step_context(db, practice, client, enrollment, RequestMeta("127.0.0.1", "demo"), now)
+    for spec in rt.wizard.steps[: steps if steps is not None else None]:
+        spec.handler.demo_fill(ctx)
+    rt.wizard.complete_if_done(ctx)
+
+
+def fresh_invitation(rt: Runtime) -> str:
+    with transaction(rt.engine) as db:
+        practice = db.get(Practice, 1)
+        assert practice is not None
+        _, link = invitations.invite(
+            db, rt.services, practice, full_name="Riley Demo", email="riley.demo@example.com",
+            actor=Actor("system", "demo"), meta=RequestMeta.none(), now=utcnow(),
+        )
+    return link
+
+
+def mail_routes(catcher: MailCatcher) -> list[Route]:
+    async def inbox(request: Request) -> Response:
+        return render(request, "demo/mail.html", {"mails": list(reversed(catcher.mails))})
+
+    async def message(request: Request) -> Response:
+        mails = catcher.mails
+        index = request.path_params["n"]
+        if not 0 <= index < len(mails):
+            return render(request, "errors/not_found.html", {}, status_code=404)
+        return render(request, "demo/message.html", {"mail": mails[index], "n": index})
+
+    return [
+        Route("/demo/mail", inbox, methods=["GET"]),
+        Route("/demo/mail/{n:int}", message, methods=["GET"]),
+    ]
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--folder", default="portal-demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where the demo keeps its SQLite database.")
+def demo(host: str, port: int, folder: Path) -> None:
+    """Run a demo practice: SQLite, demo data and a local mail catcher, no setup needed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    catcher = MailCatcher(host="127.0.0.1").start()
+    shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+    base_url = f"http://{shown_host}:{port}"
+    settings = demo_settings(
+        folder.resolve(), base_url=base_url, smtp_host="127.0.0.1", smtp_port=catcher.port,
+        mail_backoff_seconds=5.0,
+    )
+    app = create_app(settings, extra_routes=mail_routes(catcher))
+    rt: Runtime = app.state.runtime
+    migrations.upgrade(settings, rt.engine)
+    seed(rt)
+    link = fresh_invitation(rt)
+    click.echo("")
+    click.echo(f"  Demo portal:      {base_url}/")
+    click.echo(f"  Caught mail:      {base_url}/demo/mail")
+    click.echo(f"  Public policy:    {base_url}/policy")
+    click.echo(f"  Database:         {folder.resolve() / 'portal.db'}")
+    click.echo("  Staff sign-in:    not built yet (the staff side is the next milestone)")
+    click.echo("  A ready invitation link (works once):")
+    click.echo(f"  {link}")
+    click.echo("")
+    try:
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    finally:
+        catcher.stop()
