@@ -23,7 +23,9 @@ except ImportError:  # run as a script (python hatch_build.py) to fetch htmx for
 
 HTMX_VERSION = "2.0.8"
 HTMX_URL = f"https://registry.npmjs.org/htmx.org/-/htmx.org-{HTMX_VERSION}.tgz"
-HTMX_SHA512 = "fm297iru0iWsNJlBrjvtN7V9zjaxd+69Oqjh4F/Vq9Wwi2kFisLcrLCiv5oBX0KLfOX/zG8AUo9ROMU5XUB44Q=="
+HTMX_SHA512 = (
+    "fm297iru0iWsNJlBrjvtN7V9zjaxd+69Oqjh4F/Vq9Wwi2kFisLcrLCiv5oBX0KLfOX/zG8AUo9ROMU5XUB44Q=="
+)
 TARGET = Path("portal") / "static" / "htmx.min.js"
 
 
@@ -31,7 +33,7 @@ def fetch_htmx(root: Path) -> Path:
     target = root / TARGET
     if target.is_file():
         return target
-    with urllib.request.urlopen(HTMX_URL, timeout=60) as response:  # noqa: S310 (fixed https URL)
+    with urllib.request.urlopen(HTMX_URL, timeout=60) as response:
         archive = response.read()
     digest = base64.b64encode(hashlib.sha512(archive).digest()).decode()
     if digest != HTMX_SHA512:

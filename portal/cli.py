@@ -64,8 +64,14 @@ def invite(email: str, name: str) -> None:
         if practice is None:
             raise click.ClickException("Set the practice's details first: portal practice set")
         _, link = invitations.invite(
-            db, rt.services, practice, full_name=full_name, email=clean,
-            actor=Actor("cli", "invite"), meta=RequestMeta.none(), now=utcnow(),
+            db,
+            rt.services,
+            practice,
+            full_name=full_name,
+            email=clean,
+            actor=Actor("cli", "invite"),
+            meta=RequestMeta.none(),
+            now=utcnow(),
         )
     click.echo("Invitation queued for email delivery.")
     click.echo(link)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 import uvicorn
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
-from sqlmodel import Session
+from starlette.routing import BaseRoute, Route
 
 from portal import invitations, migrations
 from portal.app import create_app
@@ -48,7 +48,7 @@ def seed(rt: Runtime) -> None:
     with transaction(rt.engine) as db:
         if db.get(Practice, 1) is not None:
             return
-        db.add(Practice(**DEMO_PRACTICE))
+        db.add(Practice.model_validate(DEMO_PRACTICE))
         db.flush()
         for group in rt.pm.hook.portal_demo_setup():
             for setup in group:
@@ -62,8 +62,14 @@ def _demo_client(db: Session, rt: Runtime, name: str, email: str, steps: int | N
     assert practice is not None
     now = utcnow() - timedelta(days=2)
     enrollment, link = invitations.invite(
-        db, rt.services, practice, full_name=name, email=email,
-        actor=Actor("system", "demo"), meta=RequestMeta.none(), now=now,
+        db,
+        rt.services,
+        practice,
+        full_name=name,
+        email=email,
+        actor=Actor("system", "demo"),
+        meta=RequestMeta.none(),
+        now=now,
     )
     if steps == 0:
         return
@@ -82,13 +88,19 @@ def fresh_invitation(rt: Runtime) -> str:
         practice = db.get(Practice, 1)
         assert practice is not None
         _, link = invitations.invite(
-            db, rt.services, practice, full_name="Riley Demo", email="riley.demo@example.com",
-            actor=Actor("system", "demo"), meta=RequestMeta.none(), now=utcnow(),
+            db,
+            rt.services,
+            practice,
+            full_name="Riley Demo",
+            email="riley.demo@example.com",
+            actor=Actor("system", "demo"),
+            meta=RequestMeta.none(),
+            now=utcnow(),
         )
     return link
 
 
-def mail_routes(catcher: MailCatcher) -> list[Route]:
+def mail_routes(catcher: MailCatcher) -> list[BaseRoute]:
     async def inbox(request: Request) -> Response:
         return render(request, "demo/mail.html", {"mails": list(reversed(catcher.mails))})
 
@@ -108,9 +120,13 @@ def mail_routes(catcher: MailCatcher) -> list[Route]:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--folder", default="portal-demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Where the demo keeps its SQLite database.")
+@click.option(
+    "--folder",
+    default="portal-demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo keeps its SQLite database.",
+)
 def demo(host: str, port: int, folder: Path) -> None:
     """Run a demo practice: SQLite, demo data and a local mail catcher, no setup needed."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,7 +134,10 @@ def demo(host: str, port: int, folder: Path) -> None:
     shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
     base_url = f"http://{shown_host}:{port}"
     settings = demo_settings(
-        folder.resolve(), base_url=base_url, smtp_host="127.0.0.1", smtp_port=catcher.port,
+        folder.resolve(),
+        base_url=base_url,
+        smtp_host="127.0.0.1",
+        smtp_port=catcher.port,
         mail_backoff_seconds=5.0,
     )
     app = create_app(settings, extra_routes=mail_routes(catcher))

@@ -31,6 +31,7 @@ def portal_models() -> list[type[SQLModel]]:
     Importing them registers the tables in ``SQLModel.metadata``, which Alembic and the start-up
     schema check read. Returns: a list of SQLModel table classes. Not firstresult.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -40,6 +41,7 @@ def portal_steps(settings: Settings) -> list[StepSpec]:
     Arguments: ``settings``, the running configuration. Returns: a list of
     ``portal.steps.StepSpec``; the wizard orders all steps by ``StepSpec.order``. Not firstresult.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -49,6 +51,7 @@ def portal_template_dirs() -> list[Path]:
     Plugin templates may extend the host's (``base.html``, ``wizard/step.html``). Returns: a list
     of ``pathlib.Path``. Not firstresult.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -58,6 +61,7 @@ def portal_routes(settings: Settings) -> list[BaseRoute]:
     Arguments: ``settings``. Returns: a list of ``starlette.routing.BaseRoute``. Routes are
     mounted before the host's catch-alls. Not firstresult.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -66,6 +70,7 @@ def portal_commands() -> list[click.Command]:
 
     Returns: a list of ``click.Command``. Not firstresult.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -75,6 +80,7 @@ def portal_done_panels() -> list[str]:
     Each template receives ``client``, ``enrollment`` and ``summary``. Returns: a list of
     template names. Not firstresult.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -84,6 +90,7 @@ def portal_demo_setup() -> list[Callable[[Session, Settings], None]]:
     ``portal demo`` calls each once, inside one transaction, before creating demo clients.
     Returns: a list of callables taking ``(session, settings)``. Not firstresult.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -92,5 +99,8 @@ def portal_migration_dirs() -> list[Path]:
 
     Each plugin keeps its own branch off the host's first revision: its first revision has
     ``down_revision = "host_0001"`` and ``branch_labels`` of the plugin's package name.
-    ``portal migrate`` upgrades every branch to its head. Returns: a list of ``pathlib.Path``. Not firstresult.
+
+    ``portal migrate`` upgrades every branch to its head. Returns: a list of ``pathlib.Path``.
+    Not firstresult.
     """
+    raise NotImplementedError

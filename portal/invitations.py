@@ -99,9 +99,7 @@ def _new_invitation(
 def check_invitation(db: Session, svc: Services, token: str, now: datetime) -> LinkCheck:
     """Say whether an invitation link can be used, without using it."""
     try:
-        data = svc.tokens.verify(
-            Purpose.INVITATION, token, svc.settings.invitation_days * 86400
-        )
+        data = svc.tokens.verify(Purpose.INVITATION, token, svc.settings.invitation_days * 86400)
     except TokenError as exc:
         return LinkCheck(LinkStatus.EXPIRED if exc.reason == "expired" else LinkStatus.INVALID)
     invitation = db.get(Invitation, str(data.get("i", "")))

@@ -28,10 +28,12 @@ class CaughtMail:
         return part.get_content() if part is not None else ""
 
     def attachments(self) -> list[tuple[str, bytes]]:
-        return [
-            (part.get_filename() or "", part.get_payload(decode=True))
-            for part in self.message.iter_attachments()
-        ]
+        found: list[tuple[str, bytes]] = []
+        for part in self.message.iter_attachments():
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                found.append((part.get_filename() or "", payload))
+        return found
 
 
 @dataclass
@@ -45,7 +47,7 @@ class _Handler:
     def __post_init__(self) -> None:
         self.received = threading.Condition(self.lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.reject_with:
             return self.reject_with
         message = message_from_bytes(envelope.content, policy=policy.default)

@@ -13,9 +13,7 @@ class MailRenderer:
     def __init__(self, env: jinja2.Environment) -> None:
         self.env = env
 
-    def render(
-        self, name: str, *, purpose: str, to: str, subject: str, **context: Any
-    ) -> Mail:
+    def render(self, name: str, *, purpose: str, to: str, subject: str, **context: Any) -> Mail:
         text = self.env.get_template(f"email/{name}.txt").render(subject=subject, **context)
         try:
             html_template = self.env.get_template(f"email/{name}.html")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -63,8 +64,12 @@ async def deliver_due(engine: Engine, settings: Settings) -> tuple[int, int]:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             failed += 1
             # Log the row id and the error class only: addresses and subjects identify clients.
-            log.warning("mail %s not delivered (attempt %s): %s", row.id, row.attempts + 1,
-                        type(exc).__name__)
+            log.warning(
+                "mail %s not delivered (attempt %s): %s",
+                row.id,
+                row.attempts + 1,
+                type(exc).__name__,
+            )
             await run_in_threadpool(
                 outbox.mark_failed,
                 engine,
@@ -102,8 +107,6 @@ class DeliveryLoop:
                 await deliver_due(self.engine, self.settings)
             except Exception:  # the loop must outlive a database hiccup
                 log.exception("mail delivery pass failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.interval)
-            except TimeoutError:
-                pass
             self._wakeup.clear()

@@ -50,7 +50,9 @@ class Enrollment(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     client_id: str = Field(foreign_key="client.id", index=True, max_length=32)
-    status: EnrollmentStatus = Field(default=EnrollmentStatus.INVITED, sa_type=String(20), index=True)
+    status: EnrollmentStatus = Field(
+        default=EnrollmentStatus.INVITED, sa_type=String(20), index=True
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     started_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))
     completed_at: datetime | None = Field(default=None, sa_column=utc_column(nullable=True))

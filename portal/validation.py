@@ -8,7 +8,8 @@ from email_validator import EmailNotValidError, validate_email
 
 NAME_MAX = 120
 EMAIL_MAX = 254
-_NAME_PUNCTUATION = set(" '’.-,()")
+# Includes the typographic apostrophe (U+2019) that phone keyboards put in names.
+_NAME_PUNCTUATION = set(" '\u2019.-,()")
 
 
 def clean_name(raw: str | None, *, label: str = "name") -> tuple[str, str | None]:

@@ -73,9 +73,7 @@ class Wizard:
         savepoint.commit()
         if outcome.ok and outcome.stored and form_id:
             ctx.db.add(
-                FormSubmission(
-                    form_id=form_id[:64], enrollment_id=ctx.enrollment.id, step=spec.key
-                )
+                FormSubmission(form_id=form_id[:64], enrollment_id=ctx.enrollment.id, step=spec.key)
             )
             try:
                 ctx.db.flush()

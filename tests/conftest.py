@@ -31,7 +31,9 @@ SECRET = "test-secret-key-" + "x" * 40
 POSTGRES_URL = os.environ.get(
     "PORTAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-DATABASES = [d for d in os.environ.get("PORTAL_TEST_DATABASES", "sqlite,postgresql").split(",") if d]
+DATABASES = [
+    d for d in os.environ.get("PORTAL_TEST_DATABASES", "sqlite,postgresql").split(",") if d
+]
 
 
 def pytest_report_header() -> str:
@@ -103,10 +105,16 @@ def _settings(url: str, **overrides: object) -> Settings:
 
 def _truncate_all(engine: Engine) -> None:
     with engine.begin() as conn:
-        tables = conn.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                 "AND tablename <> 'alembic_version'")
-        ).scalars().all()
+        tables = (
+            conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+            .scalars()
+            .all()
+        )
         if tables:
             names = ", ".join(f'"{t}"' for t in tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

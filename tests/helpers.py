@@ -40,18 +40,26 @@ def submit_step(client: TestClient, key: str, data: dict[str, Any]) -> Response:
     """Open a step like a browser, then submit its form (with the form's one-time id)."""
     page = client.get(f"/onboarding/{key}")
     assert page.status_code == 200, page.text
-    return post_form(client, f"/onboarding/{key}", {"form_id": hidden(page.text, "form_id"), **data})
+    return post_form(
+        client, f"/onboarding/{key}", {"form_id": hidden(page.text, "form_id"), **data}
+    )
 
 
-def invite(rt: Runtime, name: str = "Jordan Rivers", email: str = "jordan@example.com") -> tuple[
-    Enrollment, str
-]:
+def invite(
+    rt: Runtime, name: str = "Jordan Rivers", email: str = "jordan@example.com"
+) -> tuple[Enrollment, str]:
     with transaction(rt.engine) as db:
         practice = db.get(Practice, 1)
         assert practice is not None
         return invitations.invite(
-            db, rt.services, practice, full_name=name, email=email,
-            actor=Actor("staff", "test"), meta=RequestMeta.none(), now=utcnow(),
+            db,
+            rt.services,
+            practice,
+            full_name=name,
+            email=email,
+            actor=Actor("staff", "test"),
+            meta=RequestMeta.none(),
+            now=utcnow(),
         )
 
 

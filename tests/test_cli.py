@@ -52,10 +52,16 @@ def test_invite_refuses_bad_input_clearly(run) -> None:  # type: ignore[no-untyp
 
 
 def test_policy_publish_from_a_file(run, tmp_path: Path, client: TestClient) -> None:  # type: ignore[no-untyped-def]
-    assert run("practice", "set", "--name", "Harbor Light Counseling",
-               "--phone", "(206) 555-0142").exit_code == 0
+    assert (
+        run(
+            "practice", "set", "--name", "Harbor Light Counseling", "--phone", "(206) 555-0142"
+        ).exit_code
+        == 0
+    )
     source = tmp_path / "policy.md"
-    source.write_text("# Our Policy\n\n## Contact\n\nCall {{ practice_name }} at {{ practice_phone }}.\n")
+    source.write_text(
+        "# Our Policy\n\n## Contact\n\nCall {{ practice_name }} at {{ practice_phone }}.\n"
+    )
     result = run("policy", "publish", str(source))
     assert result.exit_code == 0, result.output
     assert "Published version 1" in result.output
@@ -85,9 +91,9 @@ def test_mail_worker_once_delivers(run, mail) -> None:  # type: ignore[no-untype
     assert mail.wait_for(1)[0].envelope_to == ["jo@example.com"]
 
 
-def test_missing_secret_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_secret_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("PORTAL_SECRET_KEYS", raising=False)
-    monkeypatch.chdir(Path("/tmp"))
+    monkeypatch.chdir(tmp_path)  # no .env here
     open_runtime.cache_clear()
     result = CliRunner().invoke(cli_module.cli, ["invite", "a@example.com", "--name", "A B"])
     assert result.exit_code == 1
@@ -97,9 +103,12 @@ def test_missing_secret_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unmigrated_database_says_what_to_run(tmp_path: Path) -> None:
     open_runtime.cache_clear()
-    env = {"PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}",
-           "PORTAL_SECRET_KEYS": "s" * 40}
-    result = CliRunner().invoke(cli_module.cli, ["invite", "a@example.com", "--name", "A B"],
-                                env=env)
+    env = {
+        "PORTAL_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}",
+        "PORTAL_SECRET_KEYS": "s" * 40,
+    }
+    result = CliRunner().invoke(
+        cli_module.cli, ["invite", "a@example.com", "--name", "A B"], env=env
+    )
     assert result.exit_code == 1 and "portal migrate" in result.output
     assert CliRunner().invoke(cli_module.cli, ["migrate"], env=env).exit_code == 0

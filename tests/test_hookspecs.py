@@ -20,7 +20,8 @@ from portal.settings import Settings
 from portal.steps import StepContext, StepOutcome, StepSpec, SummaryItem
 
 HOOKS = [
-    (name, fn) for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+    (name, fn)
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
     if name.startswith("portal_")
 ]
 
@@ -74,8 +75,15 @@ class NoteStep:
 class ThirdPartyPlugin:
     @hookimpl
     def portal_steps(self, settings: Settings) -> list[StepSpec]:
-        return [StepSpec(key="colour", title="Colour", order=1, template="policy/step.html",
-                         handler=NoteStep())]
+        return [
+            StepSpec(
+                key="colour",
+                title="Colour",
+                order=1,
+                template="policy/step.html",
+                handler=NoteStep(),
+            )
+        ]
 
 
 @pytest.fixture
@@ -97,7 +105,7 @@ def test_a_registered_plugin_step_joins_the_wizard(
 ) -> None:
     app = create_app(settings)
     rt = app.state.runtime
-    assert [step.key for step in rt.wizard.steps][0] == "colour"
+    assert next(step.key for step in rt.wizard.steps) == "colour"
     with transaction(rt.engine) as db:
         db.add(Practice(name="Harbor Light Counseling"))
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as client:

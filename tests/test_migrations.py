@@ -36,9 +36,11 @@ def test_every_plugin_table_exists(rt: Runtime) -> None:
 def test_app_refuses_an_unmigrated_database(tmp_path, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     empty = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'empty.db'}"})
     app = create_app(empty)
-    with pytest.raises(migrations.SchemaNotCurrent, match="Run `portal migrate`"):
-        with TestClient(app):
-            pass
+    with (
+        pytest.raises(migrations.SchemaNotCurrent, match="Run `portal migrate`"),
+        TestClient(app),
+    ):
+        pass
     engine = make_engine(empty)
     migrations.upgrade(empty, engine)
     with TestClient(app) as client:

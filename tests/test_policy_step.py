@@ -15,8 +15,14 @@ def publish_default(rt: Runtime) -> int:
     with transaction(rt.engine) as db:
         practice = db.get(Practice, 1)
         assert practice is not None
-        version = service.publish(db, default_policy_source(), practice, actor=Actor("cli", "t"),
-                                  meta=RequestMeta.none(), now=utcnow())
+        version = service.publish(
+            db,
+            default_policy_source(),
+            practice,
+            actor=Actor("cli", "t"),
+            meta=RequestMeta.none(),
+            now=utcnow(),
+        )
         return version.version
 
 

@@ -28,7 +28,8 @@ def test_pages_have_no_inline_script_or_style(client: TestClient) -> None:
 
 def test_every_state_changing_route_requires_a_csrf_token(client: TestClient, app) -> None:  # type: ignore[no-untyped-def]
     posts = [
-        route.path for route in app.routes
+        route.path
+        for route in app.routes
         if isinstance(route, Route) and route.methods and "POST" in route.methods
     ]
     assert "/onboarding/{key:str}" in posts

@@ -208,7 +208,7 @@ async def done(request: Request) -> Response:
 
 
 async def later(request: Request) -> Response:
-    """"Finish later": email a resume link; progress is already saved step by step."""
+    """ "Finish later": email a resume link; progress is already saved step by step."""
     rt = runtime(request)
 
     def work() -> bool:
@@ -217,7 +217,11 @@ async def later(request: Request) -> Response:
             if journey is None:
                 return False
             invitations.send_resume_link(
-                db, rt.services, journey.practice, journey.enrollment, journey.ctx.actor,
+                db,
+                rt.services,
+                journey.practice,
+                journey.enrollment,
+                journey.ctx.actor,
                 journey.ctx.meta,
             )
             return True
