@@ -50,11 +50,19 @@ def current(engine: Engine) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
 
 
+def pending(settings: Settings, engine: Engine) -> list[str]:
+    """Revisions `portal migrate` would apply (dependencies between branches included)."""
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    have = tuple(current(engine))
+    revisions = script.iterate_revisions("heads", have, implicit_base=True)
+    return [revision.revision for revision in revisions]
+
+
 def check_current(settings: Settings, engine: Engine) -> None:
-    have, want = current(engine), heads(settings)
-    if have != want:
-        state = "is empty" if not have else "is at an older version"
+    missing = pending(settings, engine)
+    if missing:
+        state = "is empty" if not current(engine) else "is at an older version"
         raise SchemaNotCurrent(
-            f"The database schema {state} ({', '.join(sorted(have)) or 'no revision'}; "
-            f"the code needs {', '.join(sorted(want))}). Run `portal migrate` first."
+            f"The database schema {state} ({len(missing)} migration(s) to apply: "
+            f"{', '.join(sorted(missing))}). Run `portal migrate` first."
         )

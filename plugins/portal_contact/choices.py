@@ -49,7 +49,7 @@ _JSON_VERSION = 1
 
 NO_CHANNEL_MESSAGE = "Give us at least one way to reach you: a phone number, or an email address."
 INVALID_PHONE_MESSAGE = (
-    "This doesn't look like a valid phone number. Include the area code, e.g. (555) 555-0101."
+    "This doesn't look like a valid phone number. Include the area code, e.g. (201) 555-0123."
 )
 PHONE_TOO_LONG_MESSAGE = f"This phone number is too long. Use at most {MAX_PHONE_CHARS} characters."
 DUPLICATE_PHONE_MESSAGE = "You already gave this phone number above. Give each number once."

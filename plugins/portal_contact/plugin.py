@@ -1,3 +1,41 @@
-"""Registers the contact step (work in progress: filled in by its plugin package)."""
+"""Registers the contact-channels step, its table, templates and migrations."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import SQLModel
+
+from portal.hookspecs import hookimpl
+from portal.settings import Settings
+from portal.steps import StepSpec
+from portal_contact.models import ContactPreference
+from portal_contact.step import ContactStep
+
+
+@hookimpl
+def portal_models() -> list[type[SQLModel]]:
+    return [ContactPreference]
+
+
+@hookimpl
+def portal_steps(settings: Settings) -> list[StepSpec]:
+    return [
+        StepSpec(
+            key="contact",
+            title="How we may contact you",
+            order=200,
+            template="contact/step.html",
+            handler=ContactStep(),
+        )
+    ]
+
+
+@hookimpl
+def portal_template_dirs() -> list[Path]:
+    return [Path(__file__).parent / "templates"]
+
+
+@hookimpl
+def portal_migration_dirs() -> list[Path]:
+    return [Path(__file__).parent / "migrations"]

@@ -1,3 +1,57 @@
-"""Registers the signature step (work in progress: filled in by its plugin package)."""
+"""Registers the acknowledgement-and-signature step, its tables, the receipt and its mail."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+from sqlmodel import SQLModel
+from starlette.routing import BaseRoute
+
+from portal.hookspecs import hookimpl
+from portal.settings import Settings
+from portal.steps import StepSpec
+from portal_signature import routes
+from portal_signature.models import Acknowledgement, Signature, SignerSlot
+from portal_signature.receipt_mail import email_receipt
+from portal_signature.step import SignatureStep
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def portal_models() -> list[type[SQLModel]]:
+    return [Acknowledgement, SignerSlot, Signature]
+
+
+@hookimpl
+def portal_steps(settings: Settings) -> list[StepSpec]:
+    return [
+        StepSpec(
+            key="sign",
+            title="Sign",
+            order=900,
+            template="signature/step.html",
+            handler=SignatureStep(),
+            on_journey_complete=email_receipt,
+        )
+    ]
+
+
+@hookimpl
+def portal_template_dirs() -> list[Path]:
+    return [HERE / "templates"]
+
+
+@hookimpl
+def portal_migration_dirs() -> list[Path]:
+    return [HERE / "migrations"]
+
+
+@hookimpl
+def portal_routes(settings: Settings) -> list[BaseRoute]:
+    return list(routes.routes)
+
+
+@hookimpl
+def portal_done_panels() -> list[str]:
+    return ["signature/done_panel.html"]

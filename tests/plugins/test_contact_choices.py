@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from portal_contact.choices import (
     DUPLICATE_PHONE_MESSAGE,
     EMAIL_WARNING_MESSAGE,
@@ -25,6 +26,7 @@ from portal_contact.choices import (
     PhoneChoice,
     parse_contact_form,
 )
+from portal_contact.prefill import form_values
 
 # 555-01XX numbers are reserved for fiction, but libphonenumber only accepts them behind a real
 # area code: "(555) 555-0101" itself is not a valid US number.
@@ -429,3 +431,21 @@ def test_valid_forms_get_contiguous_ranks(
     if result.choices.email is not None:
         ranks.append(result.choices.email.rank)
     assert sorted(ranks) == list(range(1, len(rows) + with_email + 1))
+
+
+# --- back into the form (portal_contact.prefill) -----------------------------------------
+
+
+def test_form_values_read_back_as_the_same_choices() -> None:
+    choices = full_choices()
+    values = form_values(choices)
+    assert set(values) == set(FIELD_NAMES)
+    # The warning is accepted afresh each time, never pre-ticked.
+    assert values["email_warning_accepted"] == ""
+    assert ok({**values, "email_warning_accepted": "yes"}) == choices
+    phone_only = ok(phone(0, "202-555-0101 ext. 12", kind="work") | phone(1, UK))
+    assert ok(form_values(phone_only)) == phone_only
+
+
+def test_form_values_without_choices_are_empty() -> None:
+    assert form_values(None) == dict.fromkeys(FIELD_NAMES, "")

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
+
 from portal_signature.receipt_pdf import (
     FONT_DIRS,
     MAX_FIELD_CHARS,
@@ -23,7 +25,6 @@ from portal_signature.receipt_pdf import (
     ReceiptSignature,
     render_receipt,
 )
-from pypdf import PdfReader
 
 POLICY_HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 CLIENT_MEANING = "Acknowledges the Social Media and Communications Policy, version 3"

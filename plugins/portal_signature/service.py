@@ -1,0 +1,251 @@
+"""Reading and adding acknowledgements and signatures. Only ever INSERTs.
+
+Other plugins (the staff board, the API) may call `state_for_version`, `latest_signed` and
+`load_state`; the wizard step calls `create_acknowledgement` and `sign`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from portal import audit
+from portal.audit import Actor, RequestMeta
+from portal.models import ClientSession, Enrollment
+from portal_policy.models import PolicyVersion
+from portal_signature import esign
+from portal_signature.models import Acknowledgement, Role, Signature, SignerSlot
+from portal_signature.parties import SignerPlan, relationship_words
+
+
+class ConcurrentChange(Exception):
+    """Another request superseded the same acknowledgement first."""
+
+
+class AlreadySigned(Exception):
+    """The slot was signed by a concurrent request."""
+
+
+@dataclass(frozen=True)
+class AckState:
+    """An acknowledgement with its slots (in signing order) and the signatures so far."""
+
+    ack: Acknowledgement
+    slots: tuple[SignerSlot, ...]
+    signed: dict[str, Signature]  # slot id -> signature
+
+    @property
+    def client_slots(self) -> tuple[SignerSlot, ...]:
+        return tuple(slot for slot in self.slots if slot.role != Role.THERAPIST)
+
+    @property
+    def therapist_slot(self) -> SignerSlot | None:
+        return next((slot for slot in self.slots if slot.role == Role.THERAPIST), None)
+
+    @property
+    def next_slot(self) -> SignerSlot | None:
+        return next((slot for slot in self.client_slots if slot.id not in self.signed), None)
+
+    @property
+    def complete(self) -> bool:
+        """Every client-side signer signed; the therapist's countersignature is not needed."""
+        return bool(self.client_slots) and self.next_slot is None
+
+    @property
+    def any_signed(self) -> bool:
+        return bool(self.signed)
+
+    @property
+    def countersignature_pending(self) -> bool:
+        slot = self.therapist_slot
+        return slot is not None and slot.id not in self.signed
+
+    def signatures(self) -> list[tuple[SignerSlot, Signature]]:
+        return [(slot, self.signed[slot.id]) for slot in self.slots if slot.id in self.signed]
+
+
+def load_state(db: Session, ack: Acknowledgement) -> AckState:
+    slots = db.exec(
+        select(SignerSlot)
+        .where(SignerSlot.acknowledgement_id == ack.id)
+        .order_by(col(SignerSlot.position))
+    ).all()
+    rows = db.exec(select(Signature).where(Signature.acknowledgement_id == ack.id)).all()
+    return AckState(ack, tuple(slots), {row.slot_id: row for row in rows})
+
+
+def _heads(acks: list[Acknowledgement]) -> list[Acknowledgement]:
+    """Acknowledgements nobody superseded, newest first."""
+    superseded = {ack.supersedes_id for ack in acks if ack.supersedes_id}
+    heads = [ack for ack in acks if ack.id not in superseded]
+    return sorted(heads, key=lambda ack: (ack.created_at, ack.id), reverse=True)
+
+
+def _for_enrollment(db: Session, enrollment_id: str) -> list[Acknowledgement]:
+    return list(
+        db.exec(select(Acknowledgement).where(Acknowledgement.enrollment_id == enrollment_id))
+    )
+
+
+def state_for_version(db: Session, enrollment_id: str, policy_version_id: str) -> AckState | None:
+    """The acknowledgement in force for this enrollment and policy version, if any."""
+    acks = [
+        a for a in _for_enrollment(db, enrollment_id) if a.policy_version_id == policy_version_id
+    ]
+    heads = _heads(acks)
+    return load_state(db, heads[0]) if heads else None
+
+
+def latest(db: Session, enrollment_id: str) -> AckState | None:
+    """The newest acknowledgement in force, whatever its policy version."""
+    heads = _heads(_for_enrollment(db, enrollment_id))
+    return load_state(db, heads[0]) if heads else None
+
+
+def latest_signed(db: Session, enrollment_id: str) -> AckState | None:
+    """The newest acknowledgement every client-side signer signed (what a receipt shows)."""
+    for ack in _heads(_for_enrollment(db, enrollment_id)):
+        state = load_state(db, ack)
+        if state.complete:
+            return state
+    return None
+
+
+def same_plan(state: AckState, plan: SignerPlan) -> bool:
+    have = [(s.role, s.expected_name, s.relationship) for s in state.client_slots]
+    want = [(s.role, s.expected_name, s.relationship) for s in plan.signers]
+    return (state.ack.party, state.ack.minor_name, have) == (plan.party, plan.minor_name, want)
+
+
+def create_acknowledgement(
+    db: Session,
+    enrollment: Enrollment,
+    policy: PolicyVersion,
+    plan: SignerPlan,
+    *,
+    supersedes: Acknowledgement | None,
+    actor: Actor,
+    meta: RequestMeta,
+    now: datetime,
+) -> AckState:
+    ack = Acknowledgement(
+        enrollment_id=enrollment.id,
+        client_id=enrollment.client_id,
+        created_at=now,
+        party=plan.party,
+        minor_name=plan.minor_name,
+        policy_version_id=policy.id,
+        policy_version=policy.version,
+        policy_hash=policy.content_hash,
+        supersedes_id=supersedes.id if supersedes else None,
+    )
+    slots = [
+        SignerSlot(
+            acknowledgement_id=ack.id,
+            position=position,
+            role=signer.role,
+            expected_name=signer.expected_name,
+            relationship=signer.relationship,
+        )
+        for position, signer in enumerate(plan.signers, start=1)
+    ]
+    # Created now and left open: the staff side countersigns later.
+    slots.append(
+        SignerSlot(acknowledgement_id=ack.id, position=len(slots) + 1, role=Role.THERAPIST)
+    )
+    try:
+        with db.begin_nested():
+            db.add(ack)
+            db.add_all(slots)
+            db.flush()
+    except IntegrityError:
+        raise ConcurrentChange from None
+    action = "acknowledgement.changed" if supersedes else "acknowledgement.created"
+    audit.record(
+        db,
+        actor,
+        action,
+        "acknowledgement",
+        ack.id,
+        meta,
+        party=plan.party,
+        policy_version=policy.version,
+        signers=len(plan.signers),
+        supersedes=supersedes.id if supersedes else None,
+    )
+    return AckState(ack, tuple(slots), {})
+
+
+def meaning(title: str, version: int, slot: SignerSlot, minor_name: str | None) -> str:
+    text = f"Acknowledges the {title}, version {version}"
+    if slot.role == Role.GUARDIAN and minor_name:
+        text += f", as {relationship_words(slot.relationship)} of {minor_name}, a minor"
+    return text
+
+
+def session_ref(db: Session, enrollment_id: str, now: datetime) -> str:
+    """The first 16 hex digits of sha256(session cookie), when it can be told apart.
+
+    The step sees no cookie, but the server stores exactly that hash for each session; with
+    more than one live session for the enrollment it can't say which signed, so it says none.
+    """
+    rows = db.exec(
+        select(ClientSession.key_hash)
+        .where(ClientSession.enrollment_id == enrollment_id)
+        .where(col(ClientSession.ended_at).is_(None))
+        .where(col(ClientSession.expires_at) > now)
+    ).all()
+    return rows[0][:16] if len(rows) == 1 else ""
+
+
+def sign(
+    db: Session,
+    state: AckState,
+    slot: SignerSlot,
+    policy: PolicyVersion,
+    *,
+    typed_name: str,
+    disclosure: esign.Disclosure,
+    actor: Actor,
+    meta: RequestMeta,
+    now: datetime,
+) -> Signature:
+    """Add the signature; raises AlreadySigned when the slot's UNIQUE constraint says so."""
+    signature = Signature(
+        slot_id=slot.id,
+        acknowledgement_id=state.ack.id,
+        typed_name=typed_name,
+        meaning=meaning(policy.title, policy.version, slot, state.ack.minor_name),
+        statement=esign.STATEMENT,
+        signed_at=now,
+        policy_version_id=policy.id,
+        policy_version=policy.version,
+        policy_hash=policy.content_hash,
+        esign_consent=True,
+        esign_disclosure_version=disclosure.version,
+        esign_disclosure_hash=disclosure.sha256,
+        ip=meta.ip[:64],
+        user_agent=meta.user_agent[:300],
+        session_ref=session_ref(db, state.ack.enrollment_id, now),
+    )
+    try:
+        with db.begin_nested():
+            db.add(signature)
+            db.flush()
+    except IntegrityError:
+        raise AlreadySigned from None
+    audit.record(
+        db,
+        actor,
+        "acknowledgement.signed",
+        "acknowledgement",
+        state.ack.id,
+        meta,
+        role=slot.role,
+        position=slot.position,
+        policy_version=policy.version,
+    )
+    return signature

@@ -1,0 +1,191 @@
+"""Recording and reading testimonial decisions. Nothing here updates or deletes a row."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, exists, select
+
+from portal import audit
+from portal.audit import Actor, RequestMeta
+from portal.models import Enrollment
+from portal.settings import Settings
+from portal_testimonial.choices import CHOICES, NO, PLACEMENTS, is_consent, ordered_placements
+from portal_testimonial.models import TestimonialDecision
+
+DECISION = "decision"
+WITHDRAWAL = "withdrawal"
+SOURCES = frozenset({"client", "staff"})
+MAX_CODE_CHARS = 64
+
+
+def current(db: Session, enrollment_id: str) -> TestimonialDecision | None:
+    """The decision in force: the row no other row supersedes."""
+    newer = aliased(TestimonialDecision)
+    query = (
+        select(TestimonialDecision)
+        .where(TestimonialDecision.enrollment_id == enrollment_id)
+        .where(~exists().where(col(newer.supersedes_id) == TestimonialDecision.id))
+        .order_by(col(TestimonialDecision.created_at).desc())
+    )
+    return db.exec(query).first()
+
+
+def history(db: Session, enrollment_id: str) -> list[TestimonialDecision]:
+    """Every row of the enrollment, oldest first, following the supersedes chain."""
+    rows = list(
+        db.exec(
+            select(TestimonialDecision)
+            .where(TestimonialDecision.enrollment_id == enrollment_id)
+            .order_by(col(TestimonialDecision.created_at))
+        )
+    )
+    # Timestamps can tie (same request, coarse clocks); the chain is the true order.
+    by_parent = {row.supersedes_id: row for row in rows}
+    chain: list[TestimonialDecision] = []
+    row = by_parent.get(None)
+    while row is not None and len(chain) < len(rows):
+        chain.append(row)
+        row = by_parent.get(row.id)
+    linked = {row.id for row in chain}
+    return chain + [row for row in rows if row.id not in linked]
+
+
+def by_code(db: Session, code: str) -> TestimonialDecision | None:
+    """The decision row a withdrawal link points at, or None for an unknown code."""
+    if not code or len(code) > MAX_CODE_CHARS:
+        return None
+    return db.exec(
+        select(TestimonialDecision).where(TestimonialDecision.withdraw_code == code)
+    ).first()
+
+
+def decide(
+    db: Session,
+    enrollment: Enrollment,
+    choice: str,
+    placements: Iterable[str],
+    *,
+    actor: Actor,
+    meta: RequestMeta,
+    now: datetime,
+    source: str = "client",
+) -> TestimonialDecision:
+    """Record a new decision superseding the current one.
+
+    Raises ValueError for input the caller should have validated (unknown keys, a "yes"
+    without placements, placements with "no"): forms check first and show the problem.
+    """
+    keys = list(placements)
+    if choice not in CHOICES:
+        raise ValueError(f"unknown testimonial choice {choice!r}")
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}")
+    unknown = set(keys) - PLACEMENTS.keys()
+    if unknown:
+        raise ValueError(f"unknown placements {sorted(unknown)!r}")
+    if is_consent(choice) and not keys:
+        raise ValueError("a yes needs at least one placement")
+    if choice == NO and keys:
+        raise ValueError("a no has no placements")
+    previous = _lock_and_get_current(db, enrollment.id)
+    row = TestimonialDecision(
+        enrollment_id=enrollment.id,
+        client_id=enrollment.client_id,
+        created_at=now,
+        choice=choice,
+        placements=ordered_placements(keys),
+        kind=DECISION,
+        source=source,
+        withdraw_code=secrets.token_urlsafe(24),
+        supersedes_id=previous.id if previous else None,
+    )
+    db.add(row)
+    audit.record(
+        db,
+        actor,
+        "testimonial.decided",
+        "enrollment",
+        enrollment.id,
+        meta,
+        decision_id=row.id,
+        choice=choice,
+        placements=row.placements,
+        source=source,
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    decision: TestimonialDecision  # the row in force afterwards
+    recorded: bool  # False when there was no "yes" to withdraw (e.g. a second click)
+
+
+def withdraw(
+    db: Session, code: str, meta: RequestMeta, now: datetime
+) -> TestimonialDecision | None:
+    """Withdraw consent through a receipt link; None when the code is unknown.
+
+    Returns the new withdrawal row, or the current row unchanged when there is no "yes" to
+    withdraw: withdrawing twice records nothing new. See `withdraw_outcome` to tell which.
+    """
+    outcome = withdraw_outcome(db, code, meta, now)
+    return outcome.decision if outcome else None
+
+
+def withdraw_outcome(db: Session, code: str, meta: RequestMeta, now: datetime) -> Withdrawal | None:
+    """Like `withdraw`, also saying whether a withdrawal was recorded just now.
+
+    Any code the enrollment was ever given works, so an older receipt still withdraws the
+    consent now in force.
+    """
+    origin = by_code(db, code)
+    if origin is None:
+        return None
+    latest = _lock_and_get_current(db, origin.enrollment_id)
+    assert latest is not None  # origin itself belongs to the chain
+    if not is_consent(latest.choice):
+        return Withdrawal(latest, recorded=False)
+    row = TestimonialDecision(
+        enrollment_id=latest.enrollment_id,
+        client_id=latest.client_id,
+        created_at=now,
+        choice=NO,
+        placements=[],
+        kind=WITHDRAWAL,
+        source="client",
+        supersedes_id=latest.id,
+    )
+    db.add(row)
+    # Whoever holds the link acts for the client: the code is the capability.
+    actor = Actor("client", latest.enrollment_id)
+    audit.record(
+        db,
+        actor,
+        "testimonial.withdrawn",
+        "enrollment",
+        latest.enrollment_id,
+        meta,
+        decision_id=row.id,
+        withdrawn_id=latest.id,
+        via="receipt_link",
+    )
+    return Withdrawal(row, recorded=True)
+
+
+def withdraw_url(settings: Settings, decision: TestimonialDecision) -> str:
+    if decision.withdraw_code is None:
+        raise ValueError("only decision rows carry a withdrawal code")
+    return settings.public_url(f"/testimonial/withdraw/{decision.withdraw_code}")
+
+
+def _lock_and_get_current(db: Session, enrollment_id: str) -> TestimonialDecision | None:
+    # Two appends racing on one enrollment would both supersede the same row; locking the
+    # enrollment serialises them on PostgreSQL (SQLite already writes one at a time).
+    db.exec(select(Enrollment.id).where(Enrollment.id == enrollment_id).with_for_update()).first()
+    return current(db, enrollment_id)
