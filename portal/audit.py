@@ -31,6 +31,8 @@ class RequestMeta:
 
     ip: str = ""
     user_agent: str = ""
+    # First 16 hex digits of sha256(session key): ties a record to a session, can't be replayed.
+    session_ref: str = ""
 
     @classmethod
     def none(cls) -> RequestMeta:

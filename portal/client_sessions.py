@@ -18,6 +18,11 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def reference(key: str) -> str:
+    """A short, non-secret reference to a session, for evidence records."""
+    return _hash(key)[:16]
+
+
 def start(db: Session, enrollment_id: str, now: datetime, hours: int) -> str:
     key = secrets.token_urlsafe(32)
     db.add(

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.requests import Request
 
+from portal import client_sessions
 from portal.audit import RequestMeta
 from portal.invitations import Services
 from portal.mail_templates import MailRenderer
@@ -18,7 +19,7 @@ from portal.mailer import DeliveryLoop
 from portal.models import Client, Enrollment, Practice
 from portal.outbox import Mail, enqueue
 from portal.settings import Settings
-from portal.steps import StepContext
+from portal.steps import StepContext, SummaryItem
 from portal.tokens import Tokens
 from portal.wizard import Wizard
 
@@ -66,7 +67,10 @@ class Runtime:
             send_mail=send_mail,
             mail=self.mail,
         )
-        ctx.journey_summary = lambda: self.wizard.summary(ctx)
+        def journey_summary(as_of: datetime | None = None) -> list[SummaryItem]:
+            return self.wizard.summary(ctx, as_of)
+
+        ctx.journey_summary = journey_summary
         return ctx
 
 
@@ -77,4 +81,9 @@ def runtime(request: Request) -> Runtime:
 
 def request_meta(request: Request) -> RequestMeta:
     ip = request.client.host if request.client else ""
-    return RequestMeta(ip=ip, user_agent=request.headers.get("user-agent", "")[:300])
+    key = request.cookies.get(client_sessions.COOKIE, "")
+    return RequestMeta(
+        ip=ip,
+        user_agent=request.headers.get("user-agent", "")[:300],
+        session_ref=client_sessions.reference(key) if key else "",
+    )

@@ -34,8 +34,13 @@ class StepContext:
     url_for: Callable[[str], str]  # absolute public URL for a path
     send_mail: Callable[[Mail], None]  # enqueue in this same transaction
     mail: MailRenderer  # renders templates/email/NAME.txt into a Mail
-    # Every step's summary, in step order (for receipts); set by the runtime.
-    journey_summary: Callable[[], list[SummaryItem]] = field(default=lambda: [])
+    # Every step's summary, in step order, as the records stood at a time (None: now). Receipts
+    # pass the signing time so a copy made later shows what was signed. Set by the runtime.
+    journey_summary: Callable[[datetime | None], list[SummaryItem]] = field(
+        default=lambda as_of: []
+    )
+    # When set, `summary` describes the client's records as they stood at this time.
+    as_of: datetime | None = None
 
     @property
     def actor(self) -> Actor:
@@ -84,7 +89,7 @@ class StepHandler(Protocol):
         ...
 
     def summary(self, ctx: StepContext) -> list[SummaryItem]:
-        """The client's choices in plain words."""
+        """The client's choices in plain words (as of ``ctx.as_of`` when it is set)."""
         ...
 
     def demo_fill(self, ctx: StepContext) -> None:
@@ -97,7 +102,7 @@ class StepSpec:
     key: str  # URL segment: /onboarding/{key}
     title: str  # shown in the progress list
     order: int  # ascending; built-ins use 100, 200, ...
-    template: str  # page template; extends "wizard/step.html" and fills block "step_body"
+    template: str  # the step's form body, a partial included inside "wizard/step.html"
     handler: StepHandler
     # Called once, in the transaction that completes the journey (e.g. to email a receipt).
     on_journey_complete: Callable[[StepContext], None] | None = None

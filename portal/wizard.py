@@ -5,8 +5,10 @@ It runs inside one transaction per request and knows nothing about what a step a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -51,8 +53,9 @@ class Wizard:
     def can_visit(self, ctx: StepContext, key: str) -> bool:
         return any(item.spec.key == key and item.reachable for item in self.progress(ctx))
 
-    def summary(self, ctx: StepContext) -> list[SummaryItem]:
-        return [line for spec in self.steps for line in spec.handler.summary(ctx)]
+    def summary(self, ctx: StepContext, as_of: datetime | None = None) -> list[SummaryItem]:
+        view = dataclasses.replace(ctx, as_of=as_of) if as_of is not None else ctx
+        return [line for spec in self.steps for line in spec.handler.summary(view)]
 
     def submit(
         self, ctx: StepContext, spec: StepSpec, form: Mapping[str, str], form_id: str
@@ -70,7 +73,11 @@ class Wizard:
             # A submission with errors stores nothing, whatever the handler began.
             savepoint.rollback()
             return outcome
-        savepoint.commit()
+        try:
+            savepoint.commit()
+        except IntegrityError:
+            # A unique constraint caught a concurrent duplicate (two tabs, a double click).
+            raise ReplayedForm from None
         if outcome.ok and outcome.stored and form_id:
             ctx.db.add(
                 FormSubmission(form_id=form_id[:64], enrollment_id=ctx.enrollment.id, step=spec.key)

@@ -388,7 +388,7 @@ def test_concurrent_writer_is_reported_not_crashed(
     enrollment = at_contact_step(client, rt)
     assert save(client, phone(0, CELL)).status_code == 303
     # Both writers saw no earlier row, so both try to write revision 1.
-    monkeypatch.setattr(service, "latest", lambda db, enrollment_id: None)
+    monkeypatch.setattr(service, "latest", lambda db, enrollment_id, as_of=None: None)
     response = save(client, phone(0, LANDLINE, kind="landline"))
     assert response.status_code == 422
     assert "another window" in field_error(response.text, "__all__")

@@ -150,7 +150,7 @@ def test_receipt_regenerates_identically_later(
         practice = db.get(Practice, 1)
         row = db.get(Enrollment, enrollment.id)
         assert practice is not None and row is not None
-        data = build_receipt_data(db, row, practice, [])
+        data = build_receipt_data(db, row, practice, lambda as_of: [])
     assert data.generated_from == max(s.signed_at for s in rows(rt, Signature))
     reader = PdfReader(io.BytesIO(first))
     assert reader.metadata is not None
@@ -253,4 +253,4 @@ def test_build_receipt_data_needs_a_signed_acknowledgement(rt: Runtime) -> None:
         row = db.get(Enrollment, enrollment.id)
         assert practice is not None and row is not None
         with pytest.raises(NoSignedAcknowledgement):
-            build_receipt_data(db, row, practice, [])
+            build_receipt_data(db, row, practice, lambda as_of: [])

@@ -20,19 +20,26 @@ class ConcurrentChange(Exception):
     """Another submission recorded a preference for this enrollment at the same moment."""
 
 
-def latest(db: Session, enrollment_id: str) -> ContactPreference | None:
-    """The current (highest-revision) row for the enrollment, or None."""
+def latest(
+    db: Session, enrollment_id: str, as_of: datetime | None = None
+) -> ContactPreference | None:
+    """The current (highest-revision) row for the enrollment, or None; or the one current at
+    `as_of`."""
     query = (
         select(ContactPreference)
         .where(ContactPreference.enrollment_id == enrollment_id)
         .order_by(col(ContactPreference.revision).desc())
     )
+    if as_of is not None:
+        query = query.where(col(ContactPreference.created_at) <= as_of)
     return db.exec(query).first()
 
 
-def current_choices(db: Session, enrollment_id: str) -> ContactChoices | None:
-    """What the client currently asks for, or None if they have not said yet."""
-    row = latest(db, enrollment_id)
+def current_choices(
+    db: Session, enrollment_id: str, as_of: datetime | None = None
+) -> ContactChoices | None:
+    """What the client asks for (now, or at `as_of`), or None if they had not said yet."""
+    row = latest(db, enrollment_id, as_of)
     # Stored rows were written from validated choices; a malformed one is a bug worth raising.
     return None if row is None else ContactChoices.from_json(row.choices)
 

@@ -72,7 +72,7 @@ class ContactStep:
         return StepOutcome(done=True, stored=True)
 
     def summary(self, ctx: StepContext) -> list[SummaryItem]:
-        choices = service.current_choices(ctx.db, ctx.enrollment.id)
+        choices = service.current_choices(ctx.db, ctx.enrollment.id, ctx.as_of)
         if choices is None:
             return []
         return [summary_item(choices)]

@@ -20,8 +20,12 @@ def policy() -> None:
 
 
 @policy.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
-@click.option("--default", "use_default", is_flag=True, help="Publish the policy this product ships.")
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False
+)
+@click.option(
+    "--default", "use_default", is_flag=True, help="Publish the policy this product ships."
+)
 def publish(file: Path | None, use_default: bool) -> None:
     """Publish FILE.md (Markdown with {{ practice_name }}-style placeholders) as a new version."""
     if (file is None) == (not use_default):
@@ -34,7 +38,11 @@ def publish(file: Path | None, use_default: bool) -> None:
             raise click.ClickException("Set the practice's details first: portal practice set")
         try:
             version = service.publish(
-                db, source, practice, actor=Actor("cli", "policy"), meta=RequestMeta.none(),
+                db,
+                source,
+                practice,
+                actor=Actor("cli", "policy"),
+                meta=RequestMeta.none(),
                 now=utcnow(),
             )
         except PolicyTemplateError as exc:

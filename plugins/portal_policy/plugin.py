@@ -27,8 +27,15 @@ def portal_models() -> list[type[SQLModel]]:
 
 @hookimpl
 def portal_steps(settings: Settings) -> list[StepSpec]:
-    return [StepSpec(key="policy", title="Read the policy", order=100,
-                     template="policy/step.html", handler=PolicyStep())]
+    return [
+        StepSpec(
+            key="policy",
+            title="Read the policy",
+            order=100,
+            template="policy/step.html",
+            handler=PolicyStep(),
+        )
+    ]
 
 
 @hookimpl
@@ -56,8 +63,14 @@ def portal_commands() -> list[click.Command]:
 def _publish_default(db: Session, settings: Settings) -> None:
     practice = db.get(Practice, 1)
     assert practice is not None
-    service.publish(db, default_policy_source(), practice, actor=Actor("system", "demo"),
-                    meta=RequestMeta.none(), now=utcnow())
+    service.publish(
+        db,
+        default_policy_source(),
+        practice,
+        actor=Actor("system", "demo"),
+        meta=RequestMeta.none(),
+        now=utcnow(),
+    )
 
 
 @hookimpl

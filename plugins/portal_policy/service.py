@@ -90,6 +90,14 @@ def publish(
         published_by=actor.label,
     )
     db.add(version)
-    audit.record(db, actor, "policy.published", "policy_version", version.id, meta,
-                 version=number, content_hash=rendered.content_hash)
+    audit.record(
+        db,
+        actor,
+        "policy.published",
+        "policy_version",
+        version.id,
+        meta,
+        version=number,
+        content_hash=rendered.content_hash,
+    )
     return version

@@ -49,8 +49,15 @@ class PolicyStep:
                     enrollment_id=ctx.enrollment.id, policy_version_id=version.id, read_at=ctx.now
                 )
             )
-            audit.record(ctx.db, ctx.actor, "policy.read", "enrollment", ctx.enrollment.id,
-                         ctx.meta, version=version.version)
+            audit.record(
+                ctx.db,
+                ctx.actor,
+                "policy.read",
+                "enrollment",
+                ctx.enrollment.id,
+                ctx.meta,
+                version=version.version,
+            )
         return StepOutcome(done=True, stored=True)
 
     def summary(self, ctx: StepContext) -> list[SummaryItem]:
@@ -60,8 +67,10 @@ class PolicyStep:
         return [
             SummaryItem(
                 "Policy you read",
-                (f"{version.title}, version {version.version}, published "
-                 f"{version.published_at:%Y-%m-%d}",),
+                (
+                    f"{version.title}, version {version.version}, published "
+                    f"{version.published_at:%Y-%m-%d}",
+                ),
             )
         ]
 

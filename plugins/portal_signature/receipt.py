@@ -6,7 +6,8 @@ the end, the one months later from the resume link and the emailed copy are iden
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -78,10 +79,17 @@ def _contact_line(practice: Practice) -> str:
     return " · ".join(part for part in (practice.phone, practice.email, practice.website) if part)
 
 
+SummaryAt = Callable[[datetime | None], Sequence[SummaryItem]]
+
+
 def build_receipt_data(
-    db: Session, enrollment: Enrollment, practice: Practice, summary: Sequence[SummaryItem]
+    db: Session, enrollment: Enrollment, practice: Practice, summary_at: SummaryAt
 ) -> ReceiptData:
-    """Everything the PDF prints, from stored records. Raises NoSignedAcknowledgement."""
+    """Everything the PDF prints, from stored records. Raises NoSignedAcknowledgement.
+
+    The choices are taken as they stood at the last signature (`summary_at(signed_at)`), so a
+    copy made later shows what was signed, byte for byte, whatever changed since.
+    """
     state = service.latest_signed(db, enrollment.id)
     if state is None:
         raise NoSignedAcknowledgement(enrollment.id)
@@ -99,6 +107,9 @@ def build_receipt_data(
         )
         for slot, signature in state.signatures()
     )
+    signed_times = [signature.signed_at for _, signature in state.signatures()]
+    generated_from = max(signed_times, default=ack.created_at)
+    summary = summary_at(generated_from)
     sections = (
         _who_signs(state),
         *(
@@ -107,7 +118,6 @@ def build_receipt_data(
             if item.heading not in NOT_SECTIONS
         ),
     )
-    signed_times = [signature.signed_at for _, signature in state.signatures()]
     return ReceiptData(
         practice_name=practice.name,
         practice_contact=_contact_line(practice),
@@ -120,13 +130,13 @@ def build_receipt_data(
         sections=sections,
         signatures=signatures,
         countersignature_pending=state.countersignature_pending,
-        generated_from=max(signed_times, default=ack.created_at),
+        generated_from=generated_from,
         footer_lines=_footer(practice, state),
     )
 
 
 def receipt_pdf(
-    db: Session, enrollment: Enrollment, practice: Practice, summary: Sequence[SummaryItem]
+    db: Session, enrollment: Enrollment, practice: Practice, summary_at: SummaryAt
 ) -> bytes:
     """The PDF's bytes. Raises NoSignedAcknowledgement."""
-    return render_receipt(build_receipt_data(db, enrollment, practice, summary))
+    return render_receipt(build_receipt_data(db, enrollment, practice, summary_at))

@@ -26,7 +26,7 @@ def email_receipt(ctx: StepContext) -> None:
     if not to:
         return
     try:
-        data = build_receipt_data(ctx.db, ctx.enrollment, ctx.practice, ctx.journey_summary())
+        data = build_receipt_data(ctx.db, ctx.enrollment, ctx.practice, ctx.journey_summary)
     except NoSignedAcknowledgement:
         return
     mail = ctx.mail.render(

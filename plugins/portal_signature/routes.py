@@ -29,7 +29,7 @@ async def download_receipt(request: Request) -> Response:
                 return "/onboarding"
             ctx = journey.ctx
             try:
-                data = build_receipt_data(db, ctx.enrollment, ctx.practice, ctx.journey_summary())
+                data = build_receipt_data(db, ctx.enrollment, ctx.practice, ctx.journey_summary)
             except NoSignedAcknowledgement:
                 return "/onboarding"
             audit.record(

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from portal import audit
 from portal.audit import Actor, RequestMeta
-from portal.models import ClientSession, Enrollment
+from portal.models import Enrollment
 from portal_policy.models import PolicyVersion
 from portal_signature import esign
 from portal_signature.models import Acknowledgement, Role, Signature, SignerSlot
@@ -186,21 +186,6 @@ def meaning(title: str, version: int, slot: SignerSlot, minor_name: str | None) 
     return text
 
 
-def session_ref(db: Session, enrollment_id: str, now: datetime) -> str:
-    """The first 16 hex digits of sha256(session cookie), when it can be told apart.
-
-    The step sees no cookie, but the server stores exactly that hash for each session; with
-    more than one live session for the enrollment it can't say which signed, so it says none.
-    """
-    rows = db.exec(
-        select(ClientSession.key_hash)
-        .where(ClientSession.enrollment_id == enrollment_id)
-        .where(col(ClientSession.ended_at).is_(None))
-        .where(col(ClientSession.expires_at) > now)
-    ).all()
-    return rows[0][:16] if len(rows) == 1 else ""
-
-
 def sign(
     db: Session,
     state: AckState,
@@ -229,7 +214,7 @@ def sign(
         esign_disclosure_hash=disclosure.sha256,
         ip=meta.ip[:64],
         user_agent=meta.user_agent[:300],
-        session_ref=session_ref(db, state.ack.enrollment_id, now),
+        session_ref=meta.session_ref,
     )
     try:
         with db.begin_nested():

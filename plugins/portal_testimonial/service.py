@@ -23,8 +23,18 @@ SOURCES = frozenset({"client", "staff"})
 MAX_CODE_CHARS = 64
 
 
-def current(db: Session, enrollment_id: str) -> TestimonialDecision | None:
-    """The decision in force: the row no other row supersedes."""
+def current(
+    db: Session, enrollment_id: str, as_of: datetime | None = None
+) -> TestimonialDecision | None:
+    """The decision in force: the row no other row supersedes (or the latest at `as_of`)."""
+    if as_of is not None:
+        # The chain is linear, so the newest row written by then was the one in force.
+        return db.exec(
+            select(TestimonialDecision)
+            .where(TestimonialDecision.enrollment_id == enrollment_id)
+            .where(col(TestimonialDecision.created_at) <= as_of)
+            .order_by(col(TestimonialDecision.created_at).desc())
+        ).first()
     newer = aliased(TestimonialDecision)
     query = (
         select(TestimonialDecision)

@@ -95,7 +95,7 @@ class TestimonialStep:
         return StepOutcome(done=True, stored=True)
 
     def summary(self, ctx: StepContext) -> list[SummaryItem]:
-        decision = service.current(ctx.db, ctx.enrollment.id)
+        decision = service.current(ctx.db, ctx.enrollment.id, ctx.as_of)
         if decision is None:
             return []
         lines = [decision_words(decision.choice, decision.placements)]

@@ -19,9 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
+MAX_FIELDS = 500
 
 
 class BodyTooLarge(Exception):
+    pass
+
+
+class UnreadableForm(Exception):
     pass
 
 
@@ -57,7 +62,17 @@ class CSRFMiddleware:
             except BodyTooLarge:
                 await _refuse(scope, receive, send, 413, "That form was too large to accept.")
                 return
-            submitted = conn.headers.get(HEADER) or _form_token(conn, body)
+            try:
+                submitted = conn.headers.get(HEADER) or _form_token(conn, body)
+            except UnreadableForm:
+                await _refuse(
+                    scope,
+                    receive,
+                    send,
+                    400,
+                    "We couldn't read that form: it had too many fields. Nothing was changed.",
+                )
+                return
             if not (cookie_token and submitted and hmac.compare_digest(submitted, cookie_token)):
                 await _refuse(
                     scope,
@@ -90,7 +105,10 @@ def _form_token(conn: HTTPConnection, body: bytes) -> str:
     content_type = conn.headers.get("content-type", "")
     if not content_type.startswith("application/x-www-form-urlencoded"):
         return ""
-    values = parse_qs(body.decode("latin-1"), max_num_fields=1000).get(FIELD, [])
+    try:
+        values = parse_qs(body.decode("latin-1"), max_num_fields=MAX_FIELDS).get(FIELD, [])
+    except ValueError as exc:  # more fields than any of our forms has
+        raise UnreadableForm from exc
     return values[0] if values else ""
 
 

@@ -103,7 +103,7 @@ async def show_step(request: Request) -> Response:
         return _no_session(request)
     if isinstance(result, str):
         return RedirectResponse(result, status_code=303)
-    return render(request, spec.template, result, block="step_form")
+    return render(request, "wizard/step.html", result, block="step_form")
 
 
 async def submit_step(request: Request) -> Response:
@@ -150,7 +150,7 @@ async def submit_step(request: Request) -> Response:
     if kind == "redirect":
         return _redirect(request, payload)
     status = 422 if kind == "invalid" else 200
-    return render(request, spec.template, payload, status_code=status, block="step_form")
+    return render(request, "wizard/step.html", payload, status_code=status, block="step_form")
 
 
 def _redirect(request: Request, url: str) -> Response:

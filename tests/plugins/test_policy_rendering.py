@@ -8,6 +8,7 @@ from dataclasses import replace
 from html.parser import HTMLParser
 
 import pytest
+
 from portal_policy.rendering import (
     PLACEHOLDERS,
     PolicyTemplateError,

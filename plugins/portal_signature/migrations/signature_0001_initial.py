@@ -12,11 +12,8 @@ from alembic import op
 revision: str = "signature_0001"
 down_revision: str | None = "host_0001"
 branch_labels: str | Sequence[str] | None = ("portal_signature",)
-# The foreign keys to policy_version need the policy branch first. `depends_on = "policy_0001"`
-# would say so, but then Alembic drops policy_0001 from alembic_version, which the host's
-# start-up schema check (script heads == stored heads) reads as an out-of-date schema.
-# `upgrade heads` applies the branches in plugin order, policy before signature.
-depends_on: str | Sequence[str] | None = None
+# The foreign keys to policy_version need the policy branch first.
+depends_on: str | Sequence[str] | None = "policy_0001"
 
 
 def upgrade() -> None:
