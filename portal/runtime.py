@@ -67,6 +67,7 @@ class Runtime:
             send_mail=send_mail,
             mail=self.mail,
         )
+
         def journey_summary(as_of: datetime | None = None) -> list[SummaryItem]:
             return self.wizard.summary(ctx, as_of)
 
