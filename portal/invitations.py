@@ -133,16 +133,25 @@ def accept_invitation(
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return LinkCheck(LinkStatus.USED, check.enrollment, check.invitation), None
-    enrollment = check.enrollment
+    return check, _begin_session(db, svc, check.enrollment, "invitation.used", meta, now)
+
+
+def _begin_session(
+    db: Session,
+    svc: Services,
+    enrollment: Enrollment,
+    action: str,
+    meta: RequestMeta,
+    now: datetime,
+) -> str:
+    """Start a client session from a link; the first one also starts the journey."""
     if enrollment.status == EnrollmentStatus.INVITED:
         enrollment.status = EnrollmentStatus.IN_PROGRESS
         enrollment.started_at = now
         db.add(enrollment)
     key = client_sessions.start(db, enrollment.id, now, svc.settings.session_hours)
-    audit.record(
-        db, Actor("client", enrollment.id), "invitation.used", "enrollment", enrollment.id, meta
-    )
-    return check, key
+    audit.record(db, Actor("client", enrollment.id), action, "enrollment", enrollment.id, meta)
+    return key
 
 
 def resume_link(svc: Services, enrollment: Enrollment) -> str:
@@ -169,17 +178,7 @@ def accept_resume(
     check = check_resume(db, svc, token)
     if check.status is not LinkStatus.OK or check.enrollment is None:
         return check, None
-    enrollment = check.enrollment
-    if enrollment.status == EnrollmentStatus.INVITED:
-        # A resume link also counts as opening the invitation.
-        enrollment.status = EnrollmentStatus.IN_PROGRESS
-        enrollment.started_at = now
-        db.add(enrollment)
-    key = client_sessions.start(db, enrollment.id, now, svc.settings.session_hours)
-    audit.record(
-        db, Actor("client", enrollment.id), "resume_link.used", "enrollment", enrollment.id, meta
-    )
-    return check, key
+    return check, _begin_session(db, svc, check.enrollment, "resume_link.used", meta, now)
 
 
 def send_resume_link(

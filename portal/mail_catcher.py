@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class MailCatcher:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        # aiosmtpd logs every envelope address at INFO: client addresses stay out of logs.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.host = host
         self.port = port or free_port(host)
         self._handler = _Handler()

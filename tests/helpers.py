@@ -14,6 +14,8 @@ from portal.audit import Actor, RequestMeta
 from portal.db import transaction, utcnow
 from portal.models import Enrollment, Practice
 from portal.runtime import Runtime
+from portal_policy import service as policy_service
+from portal_policy.models import PolicyVersion
 
 
 def csrf_token(client: TestClient) -> str:
@@ -43,6 +45,14 @@ def submit_step(client: TestClient, key: str, data: dict[str, Any]) -> Response:
     return post_form(
         client, f"/onboarding/{key}", {"form_id": hidden(page.text, "form_id"), **data}
     )
+
+
+def publish_default(rt: Runtime) -> PolicyVersion:
+    """Publish the policy this product ships, as `portal policy publish --default` does."""
+    with transaction(rt.engine) as db:
+        return policy_service.publish_default(
+            db, actor=Actor("cli", "test"), meta=RequestMeta.none(), now=utcnow()
+        )
 
 
 def invite(

@@ -7,11 +7,11 @@ import re
 from typing import Any
 
 import pytest
-from helpers import hidden, post_form, start_journey, submit_step
+from helpers import hidden, post_form, publish_default, start_journey, submit_step
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from portal.audit import Actor, AuditEvent, RequestMeta
+from portal.audit import AuditEvent, RequestMeta
 from portal.db import transaction, utcnow
 from portal.models import Client, Enrollment, Practice
 from portal.runtime import Runtime
@@ -20,8 +20,6 @@ from portal_contact.choices import EMAIL_WARNING_MESSAGE, INVALID_PHONE_MESSAGE
 from portal_contact.models import ContactPreference
 from portal_contact.step import ContactStep
 from portal_contact.wording import EMAIL_WARNING_TEXT, NOT_OFFERED, NOT_OFFERED_SUMMARY
-from portal_policy import service as policy_service
-from portal_policy.rendering import default_policy_source
 
 CELL = "(201) 555-0123"
 LANDLINE = "(206) 555-0148"
@@ -46,17 +44,7 @@ def with_email(address: str = EMAIL, accepted: bool = True) -> dict[str, str]:
 
 def at_contact_step(client: TestClient, rt: Runtime) -> Enrollment:
     """Publish the policy, start a journey and get past the policy step."""
-    with transaction(rt.engine) as db:
-        practice = db.get(Practice, 1)
-        assert practice is not None
-        policy_service.publish(
-            db,
-            default_policy_source(),
-            practice,
-            actor=Actor("cli", "t"),
-            meta=RequestMeta.none(),
-            now=utcnow(),
-        )
+    publish_default(rt)
     enrollment = start_journey(client, rt)
     assert submit_step(client, "policy", {"policy_version": "1"}).status_code == 303
     return enrollment

@@ -1,29 +1,9 @@
 from __future__ import annotations
 
-from helpers import post_form, start_journey, submit_step
+from helpers import post_form, publish_default, start_journey, submit_step
 from starlette.testclient import TestClient
 
-from portal.audit import Actor, RequestMeta
-from portal.db import transaction, utcnow
-from portal.models import Practice
 from portal.runtime import Runtime
-from portal_policy import service
-from portal_policy.rendering import default_policy_source
-
-
-def publish_default(rt: Runtime) -> int:
-    with transaction(rt.engine) as db:
-        practice = db.get(Practice, 1)
-        assert practice is not None
-        version = service.publish(
-            db,
-            default_policy_source(),
-            practice,
-            actor=Actor("cli", "t"),
-            meta=RequestMeta.none(),
-            now=utcnow(),
-        )
-        return version.version
 
 
 def test_public_policy_page_shows_current_version(client: TestClient, rt: Runtime) -> None:

@@ -8,18 +8,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import csrf_token, hidden, post_form, start_journey, submit_step
+from helpers import csrf_token, hidden, post_form, publish_default, start_journey, submit_step
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from portal.audit import Actor, AuditEvent, RequestMeta
+from portal.audit import AuditEvent, RequestMeta
 from portal.db import transaction, utcnow
 from portal.models import Client, Enrollment, Practice
 from portal.runtime import Runtime
-from portal_policy import service as policy_service
-from portal_policy.rendering import default_policy_source
 from portal_testimonial import service
 from portal_testimonial.choices import CHOICES, NO_WORDS, PLACEMENTS
 from portal_testimonial.models import TestimonialDecision
@@ -39,17 +37,7 @@ NAME, EMAIL = "Jordan Rivers", "jordan@example.com"
 
 
 def _publish_policy(rt: Runtime) -> None:
-    with transaction(rt.engine) as db:
-        practice = db.get(Practice, 1)
-        assert practice is not None
-        policy_service.publish(
-            db,
-            default_policy_source(),
-            practice,
-            actor=Actor("cli", "t"),
-            meta=RequestMeta.none(),
-            now=utcnow(),
-        )
+    publish_default(rt)
 
 
 def _fill_earlier_steps(rt: Runtime, enrollment_id: str) -> None:

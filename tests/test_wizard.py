@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from helpers import hidden, post_form, start_journey, submit_step
+from helpers import hidden, post_form, publish_default, start_journey, submit_step
 from starlette.testclient import TestClient
-from test_policy_step import publish_default
 
 from portal.runtime import Runtime
 

@@ -11,12 +11,10 @@ from starlette.routing import BaseRoute
 from portal.audit import Actor, RequestMeta
 from portal.db import utcnow
 from portal.hookspecs import hookimpl
-from portal.models import Practice
 from portal.settings import Settings
 from portal.steps import StepSpec
 from portal_policy import routes, service
 from portal_policy.models import PolicyReading, PolicyVersion
-from portal_policy.rendering import default_policy_source
 from portal_policy.step import PolicyStep
 
 
@@ -61,15 +59,8 @@ def portal_commands() -> list[click.Command]:
 
 
 def _publish_default(db: Session, settings: Settings) -> None:
-    practice = db.get(Practice, 1)
-    assert practice is not None
-    service.publish(
-        db,
-        default_policy_source(),
-        practice,
-        actor=Actor("system", "demo"),
-        meta=RequestMeta.none(),
-        now=utcnow(),
+    service.publish_default(
+        db, actor=Actor("system", "demo"), meta=RequestMeta.none(), now=utcnow()
     )
 
 

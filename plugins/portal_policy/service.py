@@ -15,6 +15,7 @@ from portal_policy.models import PolicyVersion
 from portal_policy.rendering import (
     PolicyTemplateError,
     PracticeDetails,
+    default_policy_source,
     missing_details,
     render_policy,
 )
@@ -46,6 +47,16 @@ def current(db: Session) -> PolicyVersion | None:
 
 def by_number(db: Session, version: int) -> PolicyVersion | None:
     return db.exec(select(PolicyVersion).where(PolicyVersion.version == version)).first()
+
+
+def publish_default(
+    db: Session, *, actor: Actor, meta: RequestMeta, now: datetime
+) -> PolicyVersion:
+    """Publish the policy this product ships, with the practice's details."""
+    practice = db.get(Practice, 1)
+    if practice is None:
+        raise PolicyTemplateError("Set the practice's details first: portal practice set")
+    return publish(db, default_policy_source(), practice, actor=actor, meta=meta, now=now)
 
 
 def publish(
