@@ -60,7 +60,8 @@ def seed(rt: Runtime) -> None:
 def _demo_client(db: Session, rt: Runtime, name: str, email: str, steps: int | None) -> None:
     practice = db.get(Practice, 1)
     assert practice is not None
-    now = utcnow() - timedelta(days=2)
+    # Invited two days ago; the steps are done now, after the demo policy was published.
+    invited_at = utcnow() - timedelta(days=2)
     enrollment, link = invitations.invite(
         db,
         rt.services,
@@ -69,11 +70,12 @@ def _demo_client(db: Session, rt: Runtime, name: str, email: str, steps: int | N
         email=email,
         actor=Actor("system", "demo"),
         meta=RequestMeta.none(),
-        now=now,
+        now=invited_at,
     )
     if steps == 0:
         return
     token = link.rsplit("/", 1)[-1]
+    now = utcnow()
     invitations.accept_invitation(db, rt.services, token, RequestMeta("127.0.0.1", "demo"), now)
     client = db.get(Client, enrollment.client_id)
     assert client is not None
