@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
@@ -24,9 +25,10 @@ from portal.middleware.csrf import CSRFMiddleware
 from portal.middleware.security_headers import SecurityHeadersMiddleware
 from portal.plugins import collect_steps, get_plugin_manager
 from portal.resources import static_dir
-from portal.routes import links, onboarding, public
+from portal.routes import links, onboarding, public, staff_auth, staff_clients
 from portal.runtime import Runtime
 from portal.settings import Settings
+from portal.staff.access import Forbidden, NotSignedIn, SecondFactorRequired
 from portal.templating import make_templates, render
 from portal.tokens import Tokens
 from portal.wizard import Wizard
@@ -58,6 +60,8 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
         *plugin_routes,
         *(extra_routes or []),
         *links.routes,
+        *staff_auth.routes,
+        *staff_clients.routes,
         *onboarding.routes,
         *public.routes,
         Mount("/static", StaticFiles(directory=static_dir()), name="static"),
@@ -88,7 +92,14 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
                 CSRFMiddleware, secure=settings.secure_cookies, max_body=settings.max_form_bytes
             ),
         ],
-        exception_handlers={404: not_found, 405: not_found, 500: server_error},
+        exception_handlers={
+            404: not_found,
+            405: not_found,
+            500: server_error,
+            NotSignedIn: staff_sign_in,
+            Forbidden: staff_forbidden,
+            SecondFactorRequired: staff_second_factor,
+        },
         lifespan=lifespan,
     )
     app.state.runtime = rt
@@ -99,6 +110,19 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
 async def not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     return render(request, "errors/not_found.html", {}, status_code=status)
+
+
+async def staff_sign_in(request: Request, exc: Exception) -> Response:
+    target = quote(request.url.path) if request.method == "GET" else "/staff/"
+    return RedirectResponse(f"/staff/login?next={target}", status_code=303)
+
+
+async def staff_forbidden(request: Request, exc: Exception) -> Response:
+    return render(request, "staff/forbidden.html", {}, status_code=403)
+
+
+async def staff_second_factor(request: Request, exc: Exception) -> Response:
+    return RedirectResponse("/staff/account?setup=1", status_code=303)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -48,6 +48,8 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=100, index=True)
     subject_type: str = Field(max_length=50)
     subject_id: str = Field(max_length=64, index=True)
+    # The client journey the event concerns (for the client's timeline), when it concerns one.
+    enrollment_id: str | None = Field(default=None, max_length=32, index=True)
     ip: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=300)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -60,15 +62,24 @@ def record(
     subject_type: str,
     subject_id: str,
     meta: RequestMeta | None = None,
+    *,
+    enrollment_id: str | None = None,
     **detail: Any,
 ) -> AuditEvent:
-    """Add an audit event to the caller's transaction, so it commits or fails with the change."""
+    """Add an audit event to the caller's transaction, so it commits or fails with the change.
+
+    `enrollment_id` ties the event to a client's timeline; it defaults to the subject when the
+    subject is an enrollment.
+    """
     meta = meta or RequestMeta.none()
+    if enrollment_id is None and subject_type == "enrollment":
+        enrollment_id = subject_id
     event = AuditEvent(
         actor=actor.label,
         action=action,
         subject_type=subject_type,
         subject_id=subject_id,
+        enrollment_id=enrollment_id,
         ip=meta.ip[:64],
         user_agent=meta.user_agent[:300],
         detail=detail,

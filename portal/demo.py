@@ -24,6 +24,7 @@ from portal.mail_catcher import MailCatcher
 from portal.models import Client, Practice
 from portal.runtime import Runtime
 from portal.settings import demo_settings
+from portal.staff import accounts
 from portal.templating import render
 
 DEMO_PRACTICE = {
@@ -34,6 +35,14 @@ DEMO_PRACTICE = {
     "licensing_board": "the Washington State Department of Health",
     "crisis_line": "After hours, call (206) 555-0199.",
 }
+
+# Demo-only credentials, printed at start. Outside the demo there is no default account.
+DEMO_PASSWORD = "harbor-light-demo"  # noqa: S105
+DEMO_STAFF = [
+    ("admin@harborlight.example", "Dana Whitfield", "admin"),
+    ("therapist@harborlight.example", "Dr. Lee Moreno", "therapist"),
+    ("frontdesk@harborlight.example", "Pat Kim", "front_desk"),
+]
 
 # (name, email, how many steps they have completed; None = all)
 DEMO_CLIENTS = [
@@ -50,6 +59,17 @@ def seed(rt: Runtime) -> None:
             return
         db.add(Practice.model_validate(DEMO_PRACTICE))
         db.flush()
+        for email, name, role in DEMO_STAFF:
+            accounts.create(
+                db,
+                email=email,
+                name=name,
+                role=role,
+                password=DEMO_PASSWORD,
+                actor=Actor("system", "demo"),
+                meta=RequestMeta.none(),
+                now=utcnow(),
+            )
         for group in rt.pm.hook.portal_demo_setup():
             for setup in group:
                 setup(db, rt.settings)
@@ -152,7 +172,9 @@ def demo(host: str, port: int, folder: Path) -> None:
     click.echo(f"  Caught mail:      {base_url}/demo/mail")
     click.echo(f"  Public policy:    {base_url}/policy")
     click.echo(f"  Database:         {folder.resolve() / 'portal.db'}")
-    click.echo("  Staff sign-in:    not built yet (the staff side is the next milestone)")
+    click.echo(f"  Staff sign-in:    {base_url}/staff/login")
+    for email, _name, role in DEMO_STAFF:
+        click.echo(f"    {role:<11} {email} / {DEMO_PASSWORD}")
     click.echo("  A ready invitation link (works once):")
     click.echo(f"  {link}")
     click.echo("")

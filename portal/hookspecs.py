@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from portal.settings import Settings
+    from portal.staff.board import BoardColumn, ClientSection
     from portal.steps import StepSpec
 
 hookspec = pluggy.HookspecMarker("portal")
@@ -102,5 +103,27 @@ def portal_migration_dirs() -> list[Path]:
 
     ``portal migrate`` upgrades every branch to its head. Returns: a list of ``pathlib.Path``.
     Not firstresult.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def portal_board_columns(settings: Settings) -> list[BoardColumn]:
+    """Return columns for the staff consent board (e.g. the step's status per client).
+
+    Arguments: ``settings``. Returns: a list of ``portal.staff.board.BoardColumn``, shown in
+    ``order``. Each column's ``values`` callable receives a session and one page of enrollment
+    ids and returns a ``Cell`` per id. Not firstresult.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def portal_client_sections(settings: Settings) -> list[ClientSection]:
+    """Return sections for the staff page of one client (e.g. signed acknowledgements).
+
+    Arguments: ``settings``. Returns: a list of ``portal.staff.board.ClientSection``, shown in
+    ``order``; each template receives ``client``, ``enrollment``, ``me`` and what the
+    section's ``context`` callable returns. Not firstresult.
     """
     raise NotImplementedError

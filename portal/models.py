@@ -28,6 +28,8 @@ class Practice(SQLModel, table=True):
     website: str = Field(default="", max_length=300)
     licensing_board: str = Field(default="", max_length=300)
     crisis_line: str = Field(default="", max_length=200)
+    # The admin can require a second factor (TOTP) for every staff account.
+    require_staff_totp: bool = False
     updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 

@@ -43,6 +43,11 @@ def collect_steps(pm: pluggy.PluginManager, settings: Settings) -> list[StepSpec
 
 @cache
 def load_all_models() -> None:
-    """Import every plugin's tables so SQLModel.metadata is complete (for Alembic)."""
+    """Import every table, the host's and each plugin's, so SQLModel.metadata is complete."""
+    import portal.audit
+    import portal.models
+    import portal.outbox
+    import portal.staff.models  # noqa: F401
+
     pm = get_plugin_manager()
     pm.hook.portal_models()

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     invitation_days: int = 14
     resume_days: int = 30
     session_hours: int = 12
+    staff_idle_minutes: int = 30
+    staff_absolute_hours: int = 12
     phone_region: str = "US"
     max_form_bytes: int = 256 * 1024
     check_schema: bool = True

@@ -48,12 +48,13 @@ def render(
     *,
     status_code: int = 200,
     block: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """Render a page, or only `block` of it for an htmx request."""
     templates: Jinja2Blocks = request.app.state.templates
     block_name = block if block and is_htmx(request) else None
     response = templates.TemplateResponse(
-        request, name, context, status_code=status_code, block_name=block_name
+        request, name, context, status_code=status_code, headers=headers, block_name=block_name
     )
     response.headers["Vary"] = "HX-Request, Cookie"
     return response

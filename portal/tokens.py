@@ -11,6 +11,8 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 class Purpose(StrEnum):
     INVITATION = "portal.invitation.v1"
     RESUME = "portal.resume.v1"
+    STAFF_TOTP = "portal.staff-totp.v1"  # password checked, second factor pending
+    STAFF_DEVICE = "portal.staff-device.v1"  # this browser has signed in to these accounts
 
 
 class TokenError(Exception):

@@ -86,3 +86,32 @@ def start_journey(client: TestClient, rt: Runtime, **kwargs: str) -> Enrollment:
     response = open_link(client, link)
     assert response.status_code == 303
     return enrollment
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def make_staff(
+    rt: Runtime, role: str = "front_desk", email: str | None = None, name: str = "Pat Kim"
+) -> str:
+    """Create a staff account directly; returns its email."""
+    from portal.staff import accounts
+
+    address = email or f"{role}@harborlight.example"
+    with transaction(rt.engine) as db:
+        accounts.create(
+            db,
+            email=address,
+            name=name,
+            role=role,
+            password=STAFF_PASSWORD,
+            actor=Actor("cli", "test"),
+            meta=RequestMeta.none(),
+            now=utcnow(),
+        )
+    return address
+
+
+def staff_sign_in(client: TestClient, email: str, password: str = STAFF_PASSWORD) -> Response:
+    client.get("/staff/login")
+    return post_form(client, "/staff/login", {"email": email, "password": password})

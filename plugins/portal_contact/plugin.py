@@ -8,7 +8,9 @@ from sqlmodel import SQLModel
 
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
+from portal.staff.board import BoardColumn, ClientSection
 from portal.steps import StepSpec
+from portal_contact import staff_view
 from portal_contact.models import ContactPreference
 from portal_contact.step import ContactStep
 
@@ -39,3 +41,21 @@ def portal_template_dirs() -> list[Path]:
 @hookimpl
 def portal_migration_dirs() -> list[Path]:
     return [Path(__file__).parent / "migrations"]
+
+
+@hookimpl
+def portal_board_columns(settings: Settings) -> list[BoardColumn]:
+    return [BoardColumn("contact", "How to contact", 100, staff_view.board_cells)]
+
+
+@hookimpl
+def portal_client_sections(settings: Settings) -> list[ClientSection]:
+    return [
+        ClientSection(
+            "contact",
+            "How we may contact them",
+            10,
+            "contact/staff_section.html",
+            staff_view.client_section,
+        )
+    ]

@@ -9,8 +9,9 @@ from starlette.routing import BaseRoute
 
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
+from portal.staff.board import BoardColumn, ClientSection
 from portal.steps import StepSpec
-from portal_signature import routes
+from portal_signature import routes, staff_view
 from portal_signature.models import Acknowledgement, Signature, SignerSlot
 from portal_signature.receipt_mail import email_receipt
 from portal_signature.step import SignatureStep
@@ -49,9 +50,27 @@ def portal_migration_dirs() -> list[Path]:
 
 @hookimpl
 def portal_routes(settings: Settings) -> list[BaseRoute]:
-    return list(routes.routes)
+    return [*routes.routes, *staff_view.routes]
 
 
 @hookimpl
 def portal_done_panels() -> list[str]:
     return ["signature/done_panel.html"]
+
+
+@hookimpl
+def portal_board_columns(settings: Settings) -> list[BoardColumn]:
+    return [BoardColumn("acknowledgement", "Acknowledgement", 200, staff_view.board_cells)]
+
+
+@hookimpl
+def portal_client_sections(settings: Settings) -> list[ClientSection]:
+    return [
+        ClientSection(
+            "acknowledgement",
+            "Signed acknowledgement",
+            20,
+            "signature/staff_section.html",
+            staff_view.client_section,
+        )
+    ]

@@ -15,7 +15,7 @@ from portal.models import Client, Enrollment, Practice
 from portal.steps import SummaryItem
 from portal_policy.models import PolicyVersion
 from portal_signature import esign, service
-from portal_signature.models import Party
+from portal_signature.models import Party, Role
 from portal_signature.parties import relationship_words, role_label
 from portal_signature.receipt_pdf import (
     ReceiptData,
@@ -109,7 +109,11 @@ def build_receipt_data(
     )
     signed_times = [signature.signed_at for _, signature in state.signatures()]
     generated_from = max(signed_times, default=ack.created_at)
-    summary = summary_at(generated_from)
+    # The choices as the client signed them; a later countersignature does not change them.
+    client_signed = [
+        sig.signed_at for slot, sig in state.signatures() if slot.role != Role.THERAPIST
+    ]
+    summary = summary_at(max(client_signed, default=generated_from))
     sections = (
         _who_signs(state),
         *(

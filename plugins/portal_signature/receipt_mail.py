@@ -50,5 +50,6 @@ def email_receipt(ctx: StepContext) -> None:
         "acknowledgement",
         data.reference,
         ctx.meta,
+        enrollment_id=ctx.enrollment.id,
         policy_version=data.policy_version,
     )

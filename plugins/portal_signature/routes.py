@@ -39,6 +39,7 @@ async def download_receipt(request: Request) -> Response:
                 "acknowledgement",
                 data.reference,
                 ctx.meta,
+                enrollment_id=ctx.enrollment.id,
                 policy_version=data.policy_version,
             )
             return data

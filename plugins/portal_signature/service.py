@@ -171,6 +171,7 @@ def create_acknowledgement(
         "acknowledgement",
         ack.id,
         meta,
+        enrollment_id=ack.enrollment_id,
         party=plan.party,
         policy_version=policy.version,
         signers=len(plan.signers),
@@ -180,6 +181,8 @@ def create_acknowledgement(
 
 
 def meaning(title: str, version: int, slot: SignerSlot, minor_name: str | None) -> str:
+    if slot.role == Role.THERAPIST:
+        return f"Countersigns the client's acknowledgement of the {title}, version {version}"
     text = f"Acknowledges the {title}, version {version}"
     if slot.role == Role.GUARDIAN and minor_name:
         text += f", as {relationship_words(slot.relationship)} of {minor_name}, a minor"
@@ -229,6 +232,7 @@ def sign(
         "acknowledgement",
         state.ack.id,
         meta,
+        enrollment_id=state.ack.enrollment_id,
         role=slot.role,
         position=slot.position,
         policy_version=policy.version,

@@ -9,8 +9,9 @@ from starlette.routing import BaseRoute
 
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
+from portal.staff.board import BoardColumn, ClientSection
 from portal.steps import StepSpec
-from portal_testimonial import routes
+from portal_testimonial import routes, staff_view
 from portal_testimonial.models import TestimonialDecision
 from portal_testimonial.step import TestimonialStep
 
@@ -46,3 +47,21 @@ def portal_migration_dirs() -> list[Path]:
 @hookimpl
 def portal_routes(settings: Settings) -> list[BaseRoute]:
     return list(routes.routes)
+
+
+@hookimpl
+def portal_board_columns(settings: Settings) -> list[BoardColumn]:
+    return [BoardColumn("testimonial", "Testimonials", 300, staff_view.board_cells)]
+
+
+@hookimpl
+def portal_client_sections(settings: Settings) -> list[ClientSection]:
+    return [
+        ClientSection(
+            "testimonial",
+            "Testimonials",
+            30,
+            "testimonial/staff_section.html",
+            staff_view.client_section,
+        )
+    ]

@@ -1,0 +1,41 @@
+"""Testimonial consent on the staff side: a board column and a client-page section."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from portal.models import Client, Enrollment
+from portal.staff.board import Cell
+from portal_testimonial import service
+from portal_testimonial.choices import decision_words, is_consent
+from portal_testimonial.models import TestimonialDecision
+
+
+def short(decision: TestimonialDecision) -> Cell:
+    if decision.kind == service.WITHDRAWAL:
+        return Cell("No (withdrawn)", "neutral")
+    if not is_consent(decision.choice):
+        return Cell("No", "neutral")
+    return Cell(decision_words(decision.choice, decision.placements), "ok")
+
+
+def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
+    rows = db.exec(
+        select(TestimonialDecision)
+        .where(col(TestimonialDecision.enrollment_id).in_(enrollment_ids))
+        .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id))
+    ).all()
+    latest = {row.enrollment_id: row for row in rows}  # ascending: the newest wins
+    return {enrollment_id: short(row) for enrollment_id, row in latest.items()}
+
+
+def client_section(db: Session, enrollment: Enrollment, client: Client) -> dict[str, Any]:
+    rows = service.history(db, enrollment.id)
+    return {
+        "testimonial_history": [
+            (row, decision_words(row.choice, row.placements)) for row in reversed(rows)
+        ],
+    }

@@ -1,0 +1,169 @@
+"""The staff side's client pages: the consent board, one client's page, inviting a client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from portal import audit, invitations
+from portal.audit import Actor, AuditEvent
+from portal.db import transaction, utcnow
+from portal.models import Client, Enrollment, Practice
+from portal.runtime import Runtime, request_meta, runtime
+from portal.staff.access import Permission, can, require
+from portal.staff.board import STATUSES, BoardColumn, BoardQuery, ClientSection, search
+from portal.staff.models import StaffAccount
+from portal.templating import render
+from portal.validation import clean_email, clean_name
+
+TIMELINE_LIMIT = 200
+
+
+def columns(rt: Runtime) -> list[BoardColumn]:
+    found = [c for group in rt.pm.hook.portal_board_columns(settings=rt.settings) for c in group]
+    return sorted(found, key=lambda c: c.order)
+
+
+def sections(rt: Runtime) -> list[ClientSection]:
+    found = [s for group in rt.pm.hook.portal_client_sections(settings=rt.settings) for s in group]
+    return sorted(found, key=lambda s: s.order)
+
+
+async def board(request: Request) -> Response:
+    rt = runtime(request)
+    me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.VIEW_CLIENTS)
+    query = BoardQuery.from_params(request.query_params)
+    cols = columns(rt)
+
+    def work() -> dict[str, Any]:
+        with transaction(rt.engine) as db:
+            page = search(db, query, cols)
+            audit.record(
+                db,
+                Actor("staff", me.id),
+                "board.viewed",
+                "board",
+                "clients",
+                request_meta(request),
+                rows=len(page.rows),
+            )
+            return {"page": page, "practice": db.get(Practice, 1)}
+
+    context = await run_in_threadpool(work)
+    context.update(
+        me=me, query=query, columns=cols, statuses=STATUSES, can_invite=can(me, Permission.INVITE)
+    )
+    return render(request, "staff/board.html", context, block="results")
+
+
+async def client_page(request: Request) -> Response:
+    rt = runtime(request)
+    me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.VIEW_CLIENTS)
+    enrollment_id = request.path_params["enrollment_id"][:32]
+    secs = sections(rt)
+
+    def work() -> dict[str, Any] | None:
+        with transaction(rt.engine) as db:
+            enrollment = db.get(Enrollment, enrollment_id)
+            if enrollment is None:
+                return None
+            client = db.get(Client, enrollment.client_id)
+            assert client is not None
+            audit.record(
+                db,
+                Actor("staff", me.id),
+                "client.viewed",
+                "enrollment",
+                enrollment.id,
+                request_meta(request),
+            )
+            shown = [{"section": s, **s.context(db, enrollment, client)} for s in secs]
+            events = db.exec(
+                select(AuditEvent)
+                .where(col(AuditEvent.enrollment_id) == enrollment.id)
+                .order_by(col(AuditEvent.id).desc())
+                .limit(TIMELINE_LIMIT)
+            ).all()
+            staff_names = {a.id: a.name for a in db.exec(select(StaffAccount))}
+            return {
+                "enrollment": enrollment,
+                "client": client,
+                "sections": shown,
+                "timeline": [(event, _who(event.actor, staff_names)) for event in events],
+                "practice": db.get(Practice, 1),
+            }
+
+    context = await run_in_threadpool(work)
+    if context is None:
+        return render(request, "errors/not_found.html", {"me": me}, status_code=404)
+    context.update(
+        me=me, statuses=STATUSES, permissions={p.value for p in Permission if can(me, p)}
+    )
+    return render(request, "staff/client.html", context)
+
+
+def _who(actor: str, staff_names: dict[str, str]) -> str:
+    kind, _, ident = actor.partition(":")
+    if kind == "staff":
+        return staff_names.get(ident, "staff")
+    return {
+        "client": "the client",
+        "cli": "command line",
+        "system": "the portal",
+        "anonymous": "someone not signed in",
+    }.get(kind, kind)
+
+
+async def invite_page(request: Request) -> Response:
+    rt = runtime(request)
+    me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.INVITE)
+    return render(request, "staff/invite.html", {"me": me, "values": {}, "errors": {}})
+
+
+async def invite(request: Request) -> Response:
+    rt = runtime(request)
+    me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.INVITE)
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+        raw = {k: v for k, v in form.items() if isinstance(v, str)}
+    except Exception:
+        raw = {}
+    name, name_error = clean_name(raw.get("name"), label="client's full name")
+    email, email_error = clean_email(raw.get("email"))
+    errors = {k: v for k, v in {"name": name_error, "email": email_error}.items() if v}
+    if errors:
+        context = {"me": me, "values": {"name": name, "email": email}, "errors": errors}
+        return render(request, "staff/invite.html", context, status_code=422)
+
+    def work() -> str:
+        with transaction(rt.engine) as db:
+            practice = db.get(Practice, 1)
+            assert practice is not None
+            enrollment, _ = invitations.invite(
+                db,
+                rt.services,
+                practice,
+                full_name=name,
+                email=email,
+                actor=Actor("staff", me.id),
+                meta=request_meta(request),
+                now=utcnow(),
+            )
+            return enrollment.id
+
+    enrollment_id = await run_in_threadpool(work)
+    rt.wake_mail()
+    return RedirectResponse(f"/staff/clients/{enrollment_id}?invited=1", status_code=303)
+
+
+routes = [
+    Route("/staff/", board, methods=["GET"]),
+    Route("/staff/clients/{enrollment_id:str}", client_page, methods=["GET"]),
+    Route("/staff/invite", invite_page, methods=["GET"]),
+    Route("/staff/invite", invite, methods=["POST"]),
+]

@@ -1,0 +1,137 @@
+"""The consent board: what plugins contribute (columns, client-page sections) and the query
+behind the list. Filters, sort and search come from the URL so a view can be bookmarked."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, tuple_
+from sqlmodel import Session, col, select
+
+from portal.models import Client, Enrollment, EnrollmentStatus
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    tone: str = "neutral"  # "ok", "warn", "missing", "neutral": styled, and spelled out in text
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    """A column of the consent board. `values` gets the enrollment ids of one page and
+    returns a cell for each (one query per page, not per row)."""
+
+    key: str
+    title: str
+    order: int
+    values: Callable[[Session, Sequence[str]], dict[str, Cell]]
+
+
+@dataclass(frozen=True)
+class ClientSection:
+    """A section of the staff client page: `context` loads what `template` shows."""
+
+    key: str
+    title: str
+    order: int
+    template: str
+    context: Callable[[Session, Enrollment, Client], dict[str, Any]]
+
+
+SORTS = {
+    "invited": (col(Enrollment.created_at), True),
+    "name": (func.lower(col(Client.full_name)), False),
+}
+STATUSES = {s.value: s.value.replace("_", " ").capitalize() for s in EnrollmentStatus}
+
+
+@dataclass(frozen=True)
+class BoardQuery:
+    q: str = ""
+    status: str = ""
+    sort: str = "invited"
+    after: str = ""
+
+    @classmethod
+    def from_params(cls, params: Any) -> BoardQuery:
+        status = params.get("status", "")
+        sort = params.get("sort", "invited")
+        return cls(
+            q=" ".join(str(params.get("q", "")).split())[:100],
+            status=status if status in STATUSES else "",
+            sort=sort if sort in SORTS else "invited",
+            after=str(params.get("after", ""))[:200],
+        )
+
+
+@dataclass
+class BoardPage:
+    rows: list[tuple[Enrollment, Client]]
+    next_cursor: str | None
+    cells: dict[str, dict[str, Cell]] = field(default_factory=dict)  # column key -> id -> cell
+
+
+def _cursor(value: Any, row_id: str) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode()
+
+
+def _decode(cursor: str) -> tuple[Any, str] | None:
+    try:
+        value, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError):
+        return None
+    return value, str(row_id)
+
+
+def search(db: Session, query: BoardQuery, columns: Sequence[BoardColumn]) -> BoardPage:
+    """One page of the board, by keyset: the last page costs what the first does."""
+    sort_expr, descending = SORTS[query.sort]
+    stmt: Any = select(Enrollment, Client, sort_expr.label("sort_key")).join(
+        Client, col(Client.id) == col(Enrollment.client_id)
+    )
+    if query.status:
+        stmt = stmt.where(col(Enrollment.status) == query.status)
+    else:
+        stmt = stmt.where(col(Enrollment.status) != EnrollmentStatus.CANCELLED)
+    if query.q:
+        pattern = f"%{_escape_like(query.q.lower())}%"
+        stmt = stmt.where(
+            or_(
+                func.lower(col(Client.full_name)).like(pattern, escape="\\"),
+                func.lower(col(Client.email)).like(pattern, escape="\\"),
+            )
+        )
+    decoded = _decode(query.after) if query.after else None
+    if decoded is not None:
+        value, last_id = decoded
+        if query.sort == "invited":
+            value = datetime.fromisoformat(value)
+        key = tuple_(sort_expr, col(Enrollment.id))
+        stmt = stmt.where(key < (value, last_id) if descending else key > (value, last_id))
+    order = (
+        (sort_expr.desc(), col(Enrollment.id).desc())
+        if descending
+        else (sort_expr.asc(), col(Enrollment.id).asc())
+    )
+    found = list(db.exec(stmt.order_by(*order).limit(PAGE_SIZE + 1)))
+    more = len(found) > PAGE_SIZE
+    found = found[:PAGE_SIZE]
+    rows = [(enrollment, client) for enrollment, client, _ in found]
+    next_cursor = _cursor(found[-1][2], found[-1][0].id) if more and found else None
+    ids = [enrollment.id for enrollment, _ in rows]
+    cells = {column.key: column.values(db, ids) if ids else {} for column in columns}
+    return BoardPage(rows, next_cursor, cells)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
