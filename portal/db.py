@@ -47,13 +47,24 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.database_url
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    # hide_parameters: a database error must not log the names and addresses it was given.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
-        # Take the write lock at BEGIN so two writers queue instead of failing mid-transaction.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+    )
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A writer takes the write lock at BEGIN, so two writers queue (busy timeout) instead of
+    # one failing mid-transaction; readers don't take it, so pages that only read never wait.
+    read_only = conn.get_execution_options().get("portal_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -67,9 +78,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commits on success, rolls back on any error, so nothing is half-written."""
-    with Session(engine, expire_on_commit=False) as session:
+def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """One unit of work: commits on success, rolls back on any error, so nothing is half-written.
+
+    `read_only` promises no writes (on SQLite it then takes no write lock).
+    """
+    bind = engine.execution_options(portal_read_only=True) if read_only else engine
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

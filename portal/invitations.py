@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from portal import audit, client_sessions
 from portal.audit import Actor, RequestMeta
+from portal.db import new_id
 from portal.mail_templates import MailRenderer
 from portal.models import Client, Enrollment, EnrollmentStatus, Invitation, Practice
 from portal.outbox import enqueue
@@ -192,6 +193,9 @@ def send_resume_link(
     client = db.get(Client, enrollment.client_id)
     if client is None:
         return
+    # A new link retires the earlier ones: only the newest resume link in the inbox works.
+    enrollment.resume_nonce = new_id()
+    db.add(enrollment)
     enqueue(
         db,
         svc.mail.render(
@@ -222,4 +226,5 @@ def request_new_link(
         .limit(1)
     ).first()
     if row is not None:
-        send_resume_link(db, svc, practice, row, Actor("client", row.id), meta)
+        # Asked for by whoever typed the address: not evidence that the client acted.
+        send_resume_link(db, svc, practice, row, Actor("public", meta.ip or "unknown"), meta)

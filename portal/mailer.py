@@ -61,27 +61,37 @@ async def deliver_due(engine: Engine, settings: Settings) -> tuple[int, int]:
         assert row.id is not None
         try:
             await send(settings, build_message(settings, row))
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except Exception as exc:  # one bad message must not stall the others
             failed += 1
-            # Log the row id and the error class only: addresses and subjects identify clients.
-            log.warning(
-                "mail %s not delivered (attempt %s): %s",
-                row.id,
-                row.attempts + 1,
-                type(exc).__name__,
-            )
+            error, permanent = describe(exc)
+            # The row id and the error class only: addresses and subjects identify clients.
+            log.warning("mail %s not delivered (attempt %s): %s", row.id, row.attempts + 1, error)
             await run_in_threadpool(
                 outbox.mark_failed,
                 engine,
                 row,
-                f"{type(exc).__name__}: {exc}",
-                settings.mail_max_attempts,
+                error,
                 settings.mail_backoff_seconds,
+                permanent=permanent,
             )
         else:
             sent += 1
             await run_in_threadpool(outbox.mark_sent, engine, row.id)
     return sent, failed
+
+
+def describe(exc: Exception) -> tuple[str, bool]:
+    """A loggable description (no addresses) and whether the failure is permanent."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = sorted({refusal.code for refusal in exc.recipients})
+        return f"recipient refused ({', '.join(map(str, codes))})", all(c >= 500 for c in codes)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        # 5xx is a permanent refusal; 4xx asks to try again later.
+        return f"{type(exc).__name__} {exc.code}", exc.code >= 500
+    if isinstance(exc, (aiosmtplib.SMTPException, OSError, TimeoutError)):
+        return type(exc).__name__, False
+    # Anything else (a header that cannot be encoded, say) would fail the same way every time.
+    return f"cannot build message: {type(exc).__name__}", True
 
 
 class DeliveryLoop:

@@ -21,7 +21,7 @@ LEASE = timedelta(minutes=5)
 class MailStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
-    FAILED = "failed"  # gave up after the maximum number of attempts
+    FAILED = "failed"  # refused for good (a permanent 5xx, or a message that cannot be built)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -101,21 +101,39 @@ def claim_due(engine: Engine, limit: int = 20, now: datetime | None = None) -> l
 
 
 def mark_sent(engine: Engine, message_id: int) -> None:
+    """Delivered: the body and attachment (links, a receipt) are not kept once sent."""
     with transaction(engine) as session:
         session.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id) == message_id)
-            .values(status=MailStatus.SENT, sent_at=utcnow(), locked_until=None, last_error=None)
+            .values(
+                status=MailStatus.SENT,
+                sent_at=utcnow(),
+                locked_until=None,
+                last_error=None,
+                body_text="",
+                body_html=None,
+                attachment=None,
+            )
         )
 
 
+MAX_BACKOFF = timedelta(hours=1)
+
+
 def mark_failed(
-    engine: Engine, message: OutboxMessage, error: str, max_attempts: int, backoff_seconds: float
+    engine: Engine,
+    message: OutboxMessage,
+    error: str,
+    backoff_seconds: float,
+    *,
+    permanent: bool = False,
 ) -> None:
-    """Schedule a retry with exponential backoff, or give up after `max_attempts`."""
+    """Schedule a retry with exponential backoff (capped at an hour; a temporary failure is
+    retried until it succeeds), or mark the message failed when the refusal is permanent."""
     attempts = message.attempts + 1
-    delay = timedelta(seconds=backoff_seconds * (2 ** (attempts - 1)))
-    status = MailStatus.FAILED if attempts >= max_attempts else MailStatus.PENDING
+    delay = min(timedelta(seconds=backoff_seconds * (2 ** min(attempts - 1, 20))), MAX_BACKOFF)
+    status = MailStatus.FAILED if permanent else MailStatus.PENDING
     with transaction(engine) as session:
         session.execute(
             update(OutboxMessage)

@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     mail_from: str = "Practice portal <no-reply@localhost>"
     # `portal serve` delivers mail in-process unless a separate `portal mail-worker` is run.
     mail_in_process: bool = True
-    mail_max_attempts: int = 8
     mail_backoff_seconds: float = 30.0
 
     invitation_days: int = 14

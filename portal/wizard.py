@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from portal import audit
-from portal.models import EnrollmentStatus, FormSubmission
+from portal.models import Enrollment, EnrollmentStatus, FormSubmission
 from portal.steps import StepContext, StepOutcome, StepSpec, SummaryItem
 
 
@@ -61,6 +61,11 @@ class Wizard:
         self, ctx: StepContext, spec: StepSpec, form: Mapping[str, str], form_id: str
     ) -> StepOutcome | None:
         """Run a step's submission once. Returns None when this form was already submitted."""
+        # One submission at a time per client journey (two tabs, two signers at once): lock the
+        # enrollment row (PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE).
+        ctx.db.exec(
+            select(Enrollment).where(Enrollment.id == ctx.enrollment.id).with_for_update()
+        ).one()
         if form_id and self._seen(ctx, form_id):
             return None
         action = form.get("action", "save")[:40]

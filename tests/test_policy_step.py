@@ -39,4 +39,12 @@ def test_without_csrf_token_nothing_happens(client: TestClient, rt: Runtime) -> 
     start_journey(client, rt)
     response = client.post("/onboarding/policy", data={"policy_version": "1"})
     assert response.status_code == 403
-    assert post_form(client, "/onboarding/policy", {"policy_version": "1"}).status_code == 303
+    assert submit_step(client, "policy", {"policy_version": "1"}).status_code == 303
+
+
+def test_a_step_form_without_its_one_time_id_is_refused(client: TestClient, rt: Runtime) -> None:
+    publish_default(rt)
+    start_journey(client, rt)
+    response = post_form(client, "/onboarding/policy", {"policy_version": "1"})
+    assert response.status_code == 400
+    assert client.get("/onboarding").headers["location"] == "/onboarding/policy"  # not stored

@@ -19,9 +19,11 @@ async def public_policy(request: Request) -> Response:
     rt = runtime(request)
     raw = request.path_params.get("version")
     number = int(raw) if isinstance(raw, int) else None
+    if number is not None and not 1 <= number <= 2**31 - 1:
+        return render(request, "errors/not_found.html", {}, status_code=404)
 
     def work() -> tuple[PolicyVersion | None, PolicyVersion | None, Practice | None]:
-        with transaction(rt.engine) as db:
+        with transaction(rt.engine, read_only=True) as db:
             latest = service.current(db)
             shown = latest if number is None else service.by_number(db, number)
             return shown, latest, db.get(Practice, 1)

@@ -75,6 +75,12 @@ def _footer(practice: Practice, state: AckState) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _as_published(policy: PolicyVersion, today: Practice) -> Practice:
+    fields = set(Practice.model_fields) - {"id", "updated_at", "require_staff_totp"}
+    snapshot = {k: v for k, v in policy.practice_snapshot.items() if k in fields}
+    return Practice(**{**{f: getattr(today, f) for f in fields}, **snapshot})
+
+
 def _contact_line(practice: Practice) -> str:
     return " · ".join(part for part in (practice.phone, practice.email, practice.website) if part)
 
@@ -97,6 +103,9 @@ def build_receipt_data(
     client = db.get(Client, enrollment.client_id)
     policy = db.get(PolicyVersion, ack.policy_version_id)
     assert policy is not None  # a foreign key: a signed policy version is never deleted
+    # The practice as the signed policy version named it, not as it is today: a copy made
+    # after the practice moves or renames is still the same document.
+    practice = _as_published(policy, practice)
     signatures = tuple(
         ReceiptSignature(
             full_name=signature.typed_name,

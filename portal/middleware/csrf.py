@@ -144,7 +144,11 @@ def _replay(body: bytes) -> Receive:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
     response: Response
-    if "text/html" in HTTPConnection(scope).headers.get("accept", ""):
+    headers = HTTPConnection(scope).headers
+    if headers.get("hx-request") == "true":
+        # htmx does not show error pages; have it load the page afresh (with a new token).
+        response = PlainTextResponse(text, status_code=status, headers={"HX-Refresh": "true"})
+    elif "text/html" in headers.get("accept", ""):
         response = HTMLResponse(_page(text), status_code=status)
     else:
         response = PlainTextResponse(text, status_code=status)

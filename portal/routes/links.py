@@ -37,7 +37,7 @@ async def _landing(request: Request, kind: str) -> Response:
     token = request.path_params["token"]
 
     def work() -> tuple[LinkCheck, dict[str, Any]]:
-        with transaction(rt.engine) as db:
+        with transaction(rt.engine, read_only=True) as db:
             now = utcnow()
             if kind == "invitation":
                 check = invitations.check_invitation(db, rt.services, token, now)
@@ -121,7 +121,7 @@ async def request_link(request: Request) -> Response:
 
     await run_in_threadpool(work)
     rt.wake_mail()
-    return render(request, "links/requested.html", {})
+    return render(request, "links/requested.html", {}, block="form")
 
 
 routes = [

@@ -51,7 +51,7 @@ async def start(request: Request) -> Response:
     rt = runtime(request)
 
     def work() -> str | None:
-        with transaction(rt.engine) as db:
+        with transaction(rt.engine, read_only=True) as db:
             journey = load(db, rt, request, utcnow())
             if journey is None:
                 return None
@@ -90,7 +90,7 @@ async def show_step(request: Request) -> Response:
         return render(request, "errors/not_found.html", {}, status_code=404)
 
     def work() -> dict[str, Any] | str | None:
-        with transaction(rt.engine) as db:
+        with transaction(rt.engine, read_only=True) as db:
             journey = load(db, rt, request, utcnow())
             if journey is None:
                 return None
@@ -116,6 +116,9 @@ async def submit_step(request: Request) -> Response:
     if form is None:
         return render(request, "errors/bad_form.html", {}, status_code=400)
     form_id = form.get("form_id", "")
+    if not form_id or len(form_id) > 64:
+        # Every step form carries one; without it a replay could not be recognised.
+        return render(request, "errors/bad_form.html", {}, status_code=400)
 
     def work() -> tuple[str, Any]:
         try:
@@ -144,8 +147,10 @@ async def submit_step(request: Request) -> Response:
     kind, payload = await run_in_threadpool(work)
     rt.wake_mail()
     if kind == "no_session":
-        return _no_session(request)
+        return _redirect(request, "/onboarding") if is_htmx(request) else _no_session(request)
     if kind == "replayed":
+        if is_htmx(request):
+            return _redirect(request, "/onboarding")
         return render(request, "errors/replayed.html", {"next": "/onboarding"}, status_code=409)
     if kind == "redirect":
         return _redirect(request, payload)
@@ -165,7 +170,14 @@ async def validate_field(request: Request) -> Response:
     rt = runtime(request)
     spec = rt.wizard.get(request.path_params["key"])
     form = await _read_form(request)
-    field = request.headers.get("HX-Trigger-Name", "")[:100]
+    # The error slot the input points at (err-NAME) names the error to show: a group of
+    # checkboxes shares one slot.
+    target = request.headers.get("HX-Target", "")[:100]
+    field = (
+        target.removeprefix("err-")
+        if target.startswith("err-")
+        else (request.headers.get("HX-Trigger-Name", "")[:100])
+    )
     if spec is None or form is None:
         return HTMLResponse("", status_code=400)
 
@@ -185,7 +197,7 @@ async def done(request: Request) -> Response:
     rt = runtime(request)
 
     def work() -> dict[str, Any] | str | None:
-        with transaction(rt.engine) as db:
+        with transaction(rt.engine, read_only=True) as db:
             journey = load(db, rt, request, utcnow())
             if journey is None:
                 return None

@@ -19,7 +19,7 @@ async def home(request: Request) -> Response:
     rt = runtime(request)
 
     def work() -> Practice | None:
-        with transaction(rt.engine) as db:
+        with transaction(rt.engine, read_only=True) as db:
             return db.get(Practice, 1)
 
     return render(request, "public/home.html", {"practice": await run_in_threadpool(work)})

@@ -246,7 +246,7 @@ async def account_page(request: Request) -> Response:
 def _account_context(
     rt: Runtime, account: StaffAccount, errors: dict[str, str], values: dict[str, str]
 ) -> dict[str, Any]:
-    with transaction(rt.engine) as db:
+    with transaction(rt.engine, read_only=True) as db:
         practice = db.get(Practice, 1)
     secret = values.get("secret") or totp.new_secret()
     return {
