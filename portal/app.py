@@ -25,7 +25,15 @@ from portal.middleware.csrf import CSRFMiddleware
 from portal.middleware.security_headers import SecurityHeadersMiddleware
 from portal.plugins import collect_steps, get_plugin_manager
 from portal.resources import static_dir
-from portal.routes import links, onboarding, public, staff_auth, staff_clients
+from portal.routes import (
+    links,
+    onboarding,
+    public,
+    staff_actions,
+    staff_admin,
+    staff_auth,
+    staff_clients,
+)
 from portal.runtime import Runtime
 from portal.settings import Settings
 from portal.staff.access import Forbidden, NotSignedIn, SecondFactorRequired
@@ -62,6 +70,8 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
         *links.routes,
         *staff_auth.routes,
         *staff_clients.routes,
+        *staff_actions.routes,
+        *staff_admin.routes,
         *onboarding.routes,
         *public.routes,
         Mount("/static", StaticFiles(directory=static_dir()), name="static"),
@@ -89,7 +99,10 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
             Middleware(AccessLogMiddleware),
             Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
             Middleware(
-                CSRFMiddleware, secure=settings.secure_cookies, max_body=settings.max_form_bytes
+                CSRFMiddleware,
+                secure=settings.secure_cookies,
+                max_body=settings.max_form_bytes,
+                max_upload=settings.max_upload_bytes,
             ),
         ],
         exception_handlers={

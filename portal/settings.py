@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     staff_absolute_hours: int = 12
     phone_region: str = "US"
     max_form_bytes: int = 256 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024  # a scanned paper acknowledgement
     check_schema: bool = True
 
     @field_validator("secret_keys", mode="before")

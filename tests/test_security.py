@@ -63,3 +63,14 @@ def test_access_log_masks_credentials_in_paths() -> None:
     assert redact_path("/r/abc") == "/r/***"
     assert redact_path("/testimonial/withdraw/secret") == "/testimonial/withdraw/***"
     assert redact_path("/onboarding/contact") == "/onboarding/contact"
+
+
+def test_multipart_forms_carry_the_token_too(client: TestClient) -> None:
+    client.get("/")
+    token = client.cookies["portal_csrf"]
+    files = {"scan": ("scan.pdf", b"%PDF-1.4 test", "application/pdf")}
+    refused = client.post("/link", data={"email": "a@example.com"}, files=files)
+    assert refused.status_code == 403
+    accepted = client.post("/link", data={"email": "a@example.com", "csrf_token": token},
+                           files=files)
+    assert accepted.status_code != 403

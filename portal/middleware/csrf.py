@@ -12,7 +12,7 @@ import secrets
 from urllib.parse import parse_qs
 
 from starlette.datastructures import MutableHeaders
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,11 +37,13 @@ class CSRFMiddleware:
         *,
         secure: bool,
         max_body: int,
+        max_upload: int,
         exempt_prefixes: tuple[str, ...] = ("/api/", "/fhir/"),
     ) -> None:
         self.app = app
         self.secure = secure
         self.max_body = max_body
+        self.max_upload = max_upload
         self.exempt_prefixes = exempt_prefixes
         # The __Host- prefix pins the cookie to this host over https (no subdomain injection).
         self.cookie_name = "__Host-portal_csrf" if secure else "portal_csrf"
@@ -58,12 +60,15 @@ class CSRFMiddleware:
 
         if scope["method"] not in SAFE_METHODS:
             try:
-                body = await _read_body(receive, self.max_body)
+                multipart = conn.headers.get("content-type", "").startswith("multipart/form-data")
+                body = await _read_body(receive, self.max_upload if multipart else self.max_body)
             except BodyTooLarge:
                 await _refuse(scope, receive, send, 413, "That form was too large to accept.")
                 return
             try:
-                submitted = conn.headers.get(HEADER) or _form_token(conn, body)
+                submitted = conn.headers.get(HEADER) or (
+                    await _multipart_token(scope, body) if multipart else _form_token(conn, body)
+                )
             except UnreadableForm:
                 await _refuse(
                     scope,
@@ -110,6 +115,20 @@ def _form_token(conn: HTTPConnection, body: bytes) -> str:
     except ValueError as exc:  # more fields than any of our forms has
         raise UnreadableForm from exc
     return values[0] if values else ""
+
+
+async def _multipart_token(scope: Scope, body: bytes) -> str:
+    """The token field of a multipart form (file uploads), parsed by Starlette's own parser."""
+    request = Request(scope, _replay(body))
+    try:
+        form = await request.form(max_fields=MAX_FIELDS)
+    except Exception as exc:  # malformed multipart: unreadable, not a server error
+        raise UnreadableForm from exc
+    try:
+        value = form.get(FIELD)
+        return value if isinstance(value, str) else ""
+    finally:
+        await form.close()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
