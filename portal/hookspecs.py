@@ -123,7 +123,8 @@ def portal_client_sections(settings: Settings) -> list[ClientSection]:
     """Return sections for the staff page of one client (e.g. signed acknowledgements).
 
     Arguments: ``settings``. Returns: a list of ``portal.staff.board.ClientSection``, shown in
-    ``order``; each template receives ``client``, ``enrollment``, ``me`` and what the
-    section's ``context`` callable returns. Not firstresult.
+    ``order``; each template receives the page's ``client``, ``enrollment``, ``me`` and
+    ``permissions`` (the signed-in staff member's permission names) plus what the section's
+    ``context`` callable returns. Not firstresult.
     """
     raise NotImplementedError

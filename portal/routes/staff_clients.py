@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from markupsafe import Markup
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -104,6 +105,16 @@ async def client_page(request: Request) -> Response:
     context.update(
         me=me, statuses=STATUSES, permissions={p.value for p in Permission if can(me, p)}
     )
+    # Each section renders with the page's context plus what its own loader returned.
+    env = rt.templates.env
+    base = {
+        **context,
+        "request": request,
+        "csrf_token": request.scope.get("state", {}).get("csrf_token", ""),
+    }
+    for shown in context["sections"]:
+        template = env.get_template(shown["section"].template)
+        shown["html"] = Markup(template.render({**base, **shown}))  # noqa: S704 (autoescaped)
     return render(request, "staff/client.html", context)
 
 

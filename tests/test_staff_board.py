@@ -1,0 +1,177 @@
+"""The consent board and a client's page, as the front desk and therapists use them."""
+
+from __future__ import annotations
+
+from helpers import make_staff, post_form, publish_default, staff_sign_in
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from portal.audit import AuditEvent, RequestMeta
+from portal.db import transaction, utcnow
+from portal.mail_catcher import MailCatcher
+from portal.models import Client, Enrollment, Practice
+from portal.runtime import Runtime
+from portal.staff.board import PAGE_SIZE
+
+
+def add_client(rt: Runtime, name: str, email: str, steps: int | None = 0) -> str:
+    """A client at a given point of the journey (steps done: 0 = invited only, None = all)."""
+    from portal import invitations
+    from portal.audit import Actor
+
+    with transaction(rt.engine) as db:
+        practice = db.get(Practice, 1)
+        assert practice is not None
+        now = utcnow()
+        enrollment, link = invitations.invite(
+            db,
+            rt.services,
+            practice,
+            full_name=name,
+            email=email,
+            actor=Actor("staff", "t"),
+            meta=RequestMeta(),
+            now=now,
+        )
+        if steps != 0:
+            invitations.accept_invitation(
+                db, rt.services, link.rsplit("/", 1)[-1], RequestMeta(), now
+            )
+            client = db.get(Client, enrollment.client_id)
+            assert client is not None
+            ctx = rt.step_context(db, practice, client, enrollment, RequestMeta(), now)
+            for spec in rt.wizard.steps[: steps if steps is not None else None]:
+                spec.handler.demo_fill(ctx)
+            rt.wizard.complete_if_done(ctx)
+        return enrollment.id
+
+
+def signed_in(
+    client: TestClient, rt: Runtime, role: str = "front_desk", name: str = "Pat Kim"
+) -> None:
+    email = make_staff(rt, role, name=name)
+    assert staff_sign_in(client, email).status_code == 303
+
+
+def test_board_shows_status_and_contact_rules_at_a_glance(client: TestClient, rt: Runtime) -> None:
+    publish_default(rt)
+    add_client(rt, "Avery Chen", "avery@example.com", 0)
+    add_client(rt, "Sam Okafor", "sam@example.com", None)
+    signed_in(client, rt)
+    page = client.get("/staff/")
+    assert page.status_code == 200
+    text = page.text
+    assert "Avery Chen" in text and "Invited" in text and "Not signed" in text
+    assert "Sam Okafor" in text and "Complete" in text
+    assert "Cell (206) 555-0148: voicemail OK, may name the practice. No email." in text
+    assert "Signed v1; countersignature pending" in text
+
+
+def test_search_works_with_and_without_javascript(client: TestClient, rt: Runtime) -> None:
+    publish_default(rt)
+    add_client(rt, "Avery Chen", "avery@example.com")
+    add_client(rt, "Sam Okafor", "sam@example.com")
+    signed_in(client, rt)
+    plain = client.get("/staff/?q=okaf")
+    assert "Sam Okafor" in plain.text and "Avery Chen" not in plain.text
+    assert 'value="okaf"' in plain.text  # the search stays in the URL and the form
+    live = client.get("/staff/?q=AVERY@", headers={"HX-Request": "true"})
+    assert live.text.lstrip().startswith('<div id="results"')
+    assert "Avery Chen" in live.text and "Sam Okafor" not in live.text
+    assert "No clients match" in client.get("/staff/?q=%25_nobody").text
+
+
+def test_status_filter_and_sort(client: TestClient, rt: Runtime) -> None:
+    publish_default(rt)
+    add_client(rt, "Zed Young", "zed@example.com", 0)
+    add_client(rt, "Abby Adams", "abby@example.com", None)
+    signed_in(client, rt)
+    complete = client.get("/staff/?status=complete").text
+    assert "Abby Adams" in complete and "Zed Young" not in complete
+    by_name = client.get("/staff/?sort=name").text
+    assert by_name.index("Abby Adams") < by_name.index("Zed Young")
+    # Unknown values are ignored, never an error.
+    assert client.get("/staff/?status=bogus&sort=%27;drop").status_code == 200
+
+
+def test_pages_follow_on_without_gaps_or_repeats(client: TestClient, rt: Runtime) -> None:
+    with transaction(rt.engine) as db:
+        for i in range(PAGE_SIZE + 7):
+            person = Client(full_name=f"Client {i:03d}", email=f"c{i}@example.com")
+            db.add(person)
+            db.add(Enrollment(client_id=person.id))
+    signed_in(client, rt)
+    seen: list[str] = []
+    url = "/staff/?sort=name"
+    while url:
+        page = client.get(url).text
+        seen += [
+            line.split(">")[1].split("<")[0] for line in page.split('href="/staff/clients/')[1:]
+        ]
+        marker = 'class="button" href="'
+        url = (
+            page.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")
+            if marker in page and "Next" in page
+            else ""
+        )
+    assert len(seen) == PAGE_SIZE + 7 == len(set(seen))
+    assert seen == sorted(seen)
+
+
+def test_client_page_shows_the_record_and_is_audited(client: TestClient, rt: Runtime) -> None:
+    publish_default(rt)
+    enrollment_id = add_client(rt, "Sam Okafor", "sam@example.com", None)
+    signed_in(client, rt)
+    page = client.get(f"/staff/clients/{enrollment_id}")
+    assert page.status_code == 200
+    text = page.text
+    # Contact rules first, in plain words.
+    assert text.index("How we may contact them") < text.index("Signed acknowledgement")
+    assert "Cell (206) 555-0148: voicemail OK, may name the practice" in text
+    assert "Never: text messages" in text
+    assert "Acknowledges the Social Media and Communications Policy, version 1" in text
+    assert "No: the practice may not share anything you say." in text
+    assert "onboarding: completed" in text  # the timeline
+    with transaction(rt.engine) as db:
+        viewed = db.exec(select(AuditEvent).where(AuditEvent.action == "client.viewed")).all()
+    assert [e.enrollment_id for e in viewed] == [enrollment_id]
+    assert viewed[0].actor.startswith("staff:")
+    assert client.get("/staff/clients/nope").status_code == 404
+
+
+def test_therapist_countersigns(client: TestClient, rt: Runtime, app) -> None:  # type: ignore[no-untyped-def]
+    publish_default(rt)
+    enrollment_id = add_client(rt, "Sam Okafor", "sam@example.com", None)
+    front_desk = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    signed_in(front_desk, rt, "front_desk")
+    assert "Countersign</button>" not in front_desk.get(f"/staff/clients/{enrollment_id}").text
+    refused = post_form(
+        front_desk,
+        f"/staff/clients/{enrollment_id}/countersign",
+        {"confirm": "yes", "typed_name": "Pat Kim"},
+    )
+    assert refused.status_code == 403
+    signed_in(client, rt, "therapist", name="Dr. Lee Moreno")
+    url = f"/staff/clients/{enrollment_id}/countersign"
+    wrong = post_form(client, url, {"confirm": "yes", "typed_name": "Someone Else"})
+    assert wrong.status_code == 422 and "Dr. Lee Moreno" in wrong.text
+    done = post_form(client, url, {"confirm": "yes", "typed_name": "dr. lee moreno"})
+    assert done.status_code == 303
+    page = client.get(f"/staff/clients/{enrollment_id}").text
+    assert "Countersigns the client&#39;s acknowledgement" in page
+    assert "Signed v1, countersigned" in client.get("/staff/").text
+    again = post_form(client, url, {"confirm": "yes", "typed_name": "Dr. Lee Moreno"})
+    assert again.status_code == 422 and "Already countersigned" in again.text
+
+
+def test_staff_invite(client: TestClient, rt: Runtime, mail: MailCatcher, deliver_mail) -> None:  # type: ignore[no-untyped-def]
+    signed_in(client, rt)
+    bad = post_form(client, "/staff/invite", {"name": "<b>Jo</b>", "email": "nope"})
+    assert bad.status_code == 422
+    assert "can&#39;t contain" in bad.text and 'value="nope"' in bad.text
+    ok = post_form(client, "/staff/invite", {"name": "Jo Park", "email": "jo@example.com"})
+    assert ok.status_code == 303
+    page = client.get(ok.headers["location"])
+    assert "Invitation queued" in page.text and "Jo Park" in page.text
+    deliver_mail()
+    assert mail.wait_for(1)[0].envelope_to == ["jo@example.com"]
