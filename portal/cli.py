@@ -37,7 +37,19 @@ def serve(host: str, port: int) -> None:
             migrations.check_current(settings, app.state.runtime.engine)
         except migrations.SchemaNotCurrent as exc:
             raise click.ClickException(str(exc)) from None
-    uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=True)
+    if not settings.demo and "127.0.0.1" in settings.base_url:
+        logging.getLogger("portal").warning(
+            "PORTAL_BASE_URL is %s: links in mail will only work on this machine.",
+            settings.base_url,
+        )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 @cli.command()

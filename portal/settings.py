@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Comma-separated; the first signs, all verify, so keys can be rotated.
     secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     base_url: str = "http://127.0.0.1:8000"
+    # Addresses of reverse proxies whose X-Forwarded-For / -Proto headers are trusted, so
+    # signatures record the client's address, not the proxy's ("*" trusts any: only behind one).
+    forwarded_allow_ips: str = "127.0.0.1"
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025

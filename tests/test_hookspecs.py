@@ -112,3 +112,36 @@ def test_a_registered_plugin_step_joins_the_wizard(
         start_journey(client, rt)
         assert client.get("/onboarding").headers["location"] == "/onboarding/colour"
     rt.engine.dispose()
+
+
+def test_a_package_with_an_entry_point_is_loaded_like_the_built_ins(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The path third parties take: an installed distribution naming a module in the
+    `portal.plugins` entry-point group."""
+    package = tmp_path / "colour_step_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from portal.hookspecs import hookimpl\n"
+        "from portal.steps import StepSpec\n"
+        "from test_hookspecs import NoteStep\n\n"
+        "@hookimpl\n"
+        "def portal_steps(settings):\n"
+        "    return [StepSpec(key='colour', title='Colour', order=1,\n"
+        "                     template='policy/step.html', handler=NoteStep())]\n"
+    )
+    dist = tmp_path / "colour_step_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: colour-step-plugin\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text("[portal.plugins]\ncolour = colour_step_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = get_plugin_manager()
+    assert pm.get_plugin("colour") is not None
+    from portal.plugins import collect_steps
+    from portal.settings import Settings as S
+
+    steps = collect_steps(pm, S(demo=True, _env_file=None))  # type: ignore[call-arg]
+    assert steps[0].key == "colour"
+    assert {s.key for s in steps} >= {"policy", "contact", "testimonial", "sign"}
