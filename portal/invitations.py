@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import update
@@ -14,7 +14,7 @@ from portal.audit import Actor, RequestMeta
 from portal.db import new_id
 from portal.mail_templates import MailRenderer
 from portal.models import Client, Enrollment, EnrollmentStatus, Invitation, Practice
-from portal.outbox import enqueue
+from portal.outbox import OutboxMessage, enqueue
 from portal.settings import Settings
 from portal.tokens import Purpose, TokenError, Tokens
 
@@ -130,10 +130,14 @@ def accept_invitation(
         update(Invitation)
         .where(col(Invitation.id) == check.invitation.id)
         .where(col(Invitation.used_at).is_(None))
+        # A cancel (or a resend) committed since the check wins over this use.
+        .where(col(Invitation.cancelled_at).is_(None))
         .values(used_at=now)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        return LinkCheck(LinkStatus.USED, check.enrollment, check.invitation), None
+        db.refresh(check.invitation)
+        lost = LinkStatus.CANCELLED if check.invitation.cancelled_at else LinkStatus.USED
+        return LinkCheck(lost, check.enrollment, check.invitation), None
     return check, _begin_session(db, svc, check.enrollment, "invitation.used", meta, now)
 
 
@@ -213,6 +217,22 @@ def send_resume_link(
     audit.record(db, actor, "resume_link.sent", "enrollment", enrollment.id, meta)
 
 
+RESEND_INTERVAL = timedelta(minutes=5)
+
+
+def _recently_sent(db: Session, email: str, meta: RequestMeta) -> bool:
+    """At most one requested link per address every few minutes: nobody can flood a client."""
+    since = datetime.now(UTC) - RESEND_INTERVAL
+    found = db.exec(
+        select(OutboxMessage.id)
+        .where(col(OutboxMessage.to_addr) == email)
+        .where(col(OutboxMessage.purpose) == "resume")
+        .where(col(OutboxMessage.created_at) > since)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def request_new_link(
     db: Session, svc: Services, practice: Practice, email: str, meta: RequestMeta
 ) -> None:
@@ -225,6 +245,6 @@ def request_new_link(
         .order_by(col(Enrollment.created_at).desc())
         .limit(1)
     ).first()
-    if row is not None:
+    if row is not None and not _recently_sent(db, email, meta):
         # Asked for by whoever typed the address: not evidence that the client acted.
         send_resume_link(db, svc, practice, row, Actor("public", meta.ip or "unknown"), meta)

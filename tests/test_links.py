@@ -143,3 +143,14 @@ def test_link_use_is_audited_without_personal_data(client: TestClient, rt: Runti
     for event in events:
         flat = str(event.model_dump())
         assert "Jordan" not in flat and "jordan@example.com" not in flat
+
+
+def test_asking_again_and_again_sends_one_link(
+    client: TestClient, rt: Runtime, mail: MailCatcher, deliver_mail
+) -> None:  # type: ignore[no-untyped-def]
+    invite(rt, email="known@example.com")
+    for _ in range(5):
+        assert post_form(client, "/link", {"email": "known@example.com"}).status_code == 200
+    deliver_mail()
+    mails = mail.wait_for(2)
+    assert sum("continue" in m.subject for m in mails) == 1
