@@ -71,6 +71,7 @@ def test_multipart_forms_carry_the_token_too(client: TestClient) -> None:
     files = {"scan": ("scan.pdf", b"%PDF-1.4 test", "application/pdf")}
     refused = client.post("/link", data={"email": "a@example.com"}, files=files)
     assert refused.status_code == 403
-    accepted = client.post("/link", data={"email": "a@example.com", "csrf_token": token},
-                           files=files)
+    accepted = client.post(
+        "/link", data={"email": "a@example.com", "csrf_token": token}, files=files
+    )
     assert accepted.status_code != 403
