@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 import portal.audit
 import portal.models
 import portal.outbox
+import portal.staff.attestations
 import portal.staff.models  # noqa: F401  (imports register the host's tables)
 from portal.db import make_engine
 from portal.plugins import load_all_models

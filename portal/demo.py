@@ -24,7 +24,7 @@ from portal.mail_catcher import MailCatcher
 from portal.models import Client, Practice
 from portal.runtime import Runtime
 from portal.settings import demo_settings
-from portal.staff import accounts
+from portal.staff import accounts, attestations
 from portal.templating import render
 
 DEMO_PRACTICE = {
@@ -73,6 +73,7 @@ def seed(rt: Runtime) -> None:
         for group in rt.pm.hook.portal_demo_setup():
             for setup in group:
                 setup(db, rt.settings)
+        attestations.publish_default_staff_policy(db, Actor("system", "demo"), utcnow())
         for name, email, steps_done in DEMO_CLIENTS:
             _demo_client(db, rt, name, email, steps_done)
 

@@ -248,3 +248,141 @@ def request_new_link(
     if row is not None and not _recently_sent(db, email, meta):
         # Asked for by whoever typed the address: not evidence that the client acted.
         send_resume_link(db, svc, practice, row, Actor("public", meta.ip or "unknown"), meta)
+
+
+# -- staff actions on invitations: resend, cancel, show the link ---------------------------
+
+
+class InvitationRefused(Exception):
+    """The enrollment's state does not allow this invitation action; the message says why."""
+
+
+def open_invitation(db: Session, enrollment_id: str, now: datetime) -> Invitation | None:
+    """The newest invitation that can still be used (not used, cancelled or expired)."""
+    return db.exec(
+        select(Invitation)
+        .where(col(Invitation.enrollment_id) == enrollment_id)
+        .where(col(Invitation.used_at).is_(None))
+        .where(col(Invitation.cancelled_at).is_(None))
+        .where(col(Invitation.expires_at) > now)
+        .order_by(col(Invitation.created_at).desc(), col(Invitation.id).desc())
+    ).first()
+
+
+def _lock(db: Session, enrollment: Enrollment) -> Enrollment:
+    # Serialises staff actions and the client's own use of a link on PostgreSQL (SQLite
+    # writers are serialised already), and re-reads the status another request may have set.
+    return db.exec(
+        select(Enrollment)
+        .where(col(Enrollment.id) == enrollment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _retire_unused(db: Session, enrollment_id: str, now: datetime) -> int:
+    # Conditional, like the claim in `accept_invitation`: of a use and a cancel, one wins.
+    result = db.execute(
+        update(Invitation)
+        .where(col(Invitation.enrollment_id) == enrollment_id)
+        .where(col(Invitation.used_at).is_(None))
+        .where(col(Invitation.cancelled_at).is_(None))
+        .values(cancelled_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def resend_invitation(
+    db: Session,
+    svc: Services,
+    practice: Practice,
+    enrollment: Enrollment,
+    *,
+    actor: Actor,
+    meta: RequestMeta,
+    now: datetime,
+) -> str:
+    """Email a new invitation. Earlier unused ones stop working, so only the newest link in
+    the client's inbox opens. Returns the link; raises InvitationRefused."""
+    enrollment = _lock(db, enrollment)
+    if enrollment.status == EnrollmentStatus.CANCELLED:
+        raise InvitationRefused(
+            "This invitation was cancelled, so it can't be resent. Invite the client again."
+        )
+    if enrollment.status == EnrollmentStatus.COMPLETE:
+        raise InvitationRefused("The client has completed onboarding: there is nothing to resend.")
+    client = db.get(Client, enrollment.client_id)
+    if client is None:
+        raise InvitationRefused("This client's record is incomplete.")
+    retired = _retire_unused(db, enrollment.id, now)
+    link = _new_invitation(db, svc, practice, client, enrollment, now)
+    audit.record(db, actor, "invitation.resent", "enrollment", enrollment.id, meta, retired=retired)
+    return link
+
+
+def cancel_invitation(
+    db: Session, enrollment: Enrollment, *, actor: Actor, meta: RequestMeta, now: datetime
+) -> bool:
+    """Stop every unused invitation link. A client who never started is then cancelled too
+    (returns True); one who started keeps their progress. Raises InvitationRefused."""
+    enrollment = _lock(db, enrollment)
+    if enrollment.status == EnrollmentStatus.CANCELLED:
+        raise InvitationRefused("This invitation is already cancelled.")
+    if enrollment.status == EnrollmentStatus.COMPLETE:
+        raise InvitationRefused("The client has completed onboarding: there is nothing to cancel.")
+    retired = _retire_unused(db, enrollment.id, now)
+    never_started = enrollment.status == EnrollmentStatus.INVITED
+    if not retired and not never_started:
+        raise InvitationRefused(
+            "The client has already used their invitation to start, and there is no unused "
+            "invitation to cancel."
+        )
+    if never_started:
+        enrollment.status = EnrollmentStatus.CANCELLED
+        db.add(enrollment)
+    audit.record(
+        db,
+        actor,
+        "invitation.cancelled",
+        "enrollment",
+        enrollment.id,
+        meta,
+        retired=retired,
+        enrollment_cancelled=never_started,
+    )
+    return never_started
+
+
+def invitation_link(
+    db: Session,
+    svc: Services,
+    enrollment: Enrollment,
+    *,
+    actor: Actor,
+    meta: RequestMeta,
+    now: datetime,
+) -> str:
+    """A freshly signed link to the newest usable invitation, for staff to pass on by hand.
+
+    Anyone holding it can start the client's onboarding, so each showing is audited.
+    Raises InvitationRefused when no invitation can be used.
+    """
+    if enrollment.status == EnrollmentStatus.CANCELLED:
+        raise InvitationRefused("This invitation was cancelled, so it has no link.")
+    invitation = open_invitation(db, enrollment.id, now)
+    if invitation is None:
+        raise InvitationRefused(
+            "There is no unused invitation: it was used, has expired or was cancelled. "
+            "Resend the invitation to get a new link."
+        )
+    token = svc.tokens.sign(Purpose.INVITATION, {"i": invitation.id})
+    audit.record(
+        db,
+        actor,
+        "invitation.link_viewed",
+        "enrollment",
+        enrollment.id,
+        meta,
+        invitation_id=invitation.id,
+    )
+    return svc.settings.public_url(f"/i/{token}")

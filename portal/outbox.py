@@ -153,3 +153,26 @@ def counts(session: Session) -> dict[str, int]:
     for row in session.exec(select(OutboxMessage.status)):
         result[str(row)] += 1
     return result
+
+
+def retry_now(session: Session, message_id: int, now: datetime) -> OutboxMessage | None:
+    """Make a pending or failed message due now (an admin's "Retry now"); returns it, or None
+    when there is no such message or it was sent already. The attempt count is kept."""
+    row = session.get(OutboxMessage, message_id)
+    if row is None or row.status == MailStatus.SENT:
+        return None
+    # A message a worker holds right now keeps its lease: retrying it must not send it twice.
+    row.status = MailStatus.PENDING
+    row.next_attempt_at = now
+    session.add(row)
+    return row
+
+
+def failed_ids(session: Session) -> list[int]:
+    return [
+        row_id
+        for row_id in session.exec(
+            select(OutboxMessage.id).where(OutboxMessage.status == MailStatus.FAILED)
+        )
+        if row_id is not None
+    ]

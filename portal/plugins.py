@@ -47,6 +47,7 @@ def load_all_models() -> None:
     import portal.audit
     import portal.models
     import portal.outbox
+    import portal.staff.attestations
     import portal.staff.models  # noqa: F401
 
     pm = get_plugin_manager()

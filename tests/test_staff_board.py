@@ -108,7 +108,7 @@ def test_pages_follow_on_without_gaps_or_repeats(client: TestClient, rt: Runtime
         seen += [
             line.split(">")[1].split("<")[0] for line in page.split('href="/staff/clients/')[1:]
         ]
-        marker = 'class="button" href="'
+        marker = 'rel="next" href="'
         url = (
             page.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")
             if marker in page and "Next" in page

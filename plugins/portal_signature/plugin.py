@@ -11,8 +11,14 @@ from portal.hookspecs import hookimpl
 from portal.settings import Settings
 from portal.staff.board import BoardColumn, ClientSection
 from portal.steps import StepSpec
-from portal_signature import routes, staff_view
-from portal_signature.models import Acknowledgement, Signature, SignerSlot
+from portal_signature import routes, staff_actions, staff_view
+from portal_signature.models import (
+    Acknowledgement,
+    PaperAcknowledgement,
+    PolicyDiscussion,
+    Signature,
+    SignerSlot,
+)
 from portal_signature.receipt_mail import email_receipt
 from portal_signature.step import SignatureStep
 
@@ -21,7 +27,7 @@ HERE = Path(__file__).parent
 
 @hookimpl
 def portal_models() -> list[type[SQLModel]]:
-    return [Acknowledgement, SignerSlot, Signature]
+    return [Acknowledgement, SignerSlot, Signature, PolicyDiscussion, PaperAcknowledgement]
 
 
 @hookimpl
@@ -50,7 +56,7 @@ def portal_migration_dirs() -> list[Path]:
 
 @hookimpl
 def portal_routes(settings: Settings) -> list[BaseRoute]:
-    return [*routes.routes, *staff_view.routes]
+    return [*routes.routes, *staff_view.routes, *staff_actions.routes]
 
 
 @hookimpl

@@ -1,5 +1,5 @@
 """Acknowledgements on the staff side: the board column, the client-page section, and the
-therapist's countersignature."""
+therapist's countersignature. Paper acknowledgements count as signed here (see `paper`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from portal.staff.board import Cell
 from portal.templating import render
 from portal_policy import service as policy_service
 from portal_policy.models import PolicyVersion
-from portal_signature import esign, service
+from portal_signature import discussion, esign, paper, service
 from portal_signature.models import Acknowledgement
 from portal_signature.parties import role_label
 
@@ -29,45 +29,74 @@ from portal_signature.parties import role_label
 def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
     current = policy_service.current(db)
     acks = db.exec(
-        select(Acknowledgement).where(col(Acknowledgement.enrollment_id).in_(enrollment_ids))
+        select(Acknowledgement.enrollment_id).where(
+            col(Acknowledgement.enrollment_id).in_(enrollment_ids)
+        )
     ).all()
-    by_enrollment: dict[str, list[Acknowledgement]] = {}
-    for ack in acks:
-        by_enrollment.setdefault(ack.enrollment_id, []).append(ack)
+    with_acks = set(acks)
+    on_paper = paper.best_by_enrollment(db, enrollment_ids)
     cells: dict[str, Cell] = {}
     for enrollment_id in enrollment_ids:
-        signed = (
-            service.latest_signed(db, enrollment_id) if enrollment_id in by_enrollment else None
-        )
-        if signed is None:
-            cells[enrollment_id] = Cell("Not signed", "missing")
-        elif current is not None and signed.ack.policy_version < current.version:
-            cells[enrollment_id] = Cell(
-                f"Must re-acknowledge: signed v{signed.ack.policy_version}, "
-                f"current v{current.version}",
-                "warn",
-            )
-        elif signed.countersignature_pending:
-            cells[enrollment_id] = Cell(
-                f"Signed v{signed.ack.policy_version}; countersignature pending", "warn"
+        signed = service.latest_signed(db, enrollment_id) if enrollment_id in with_acks else None
+        sheet = on_paper.get(enrollment_id)
+        # Whichever covers the newer policy version counts; online wins a tie.
+        if sheet is not None and (
+            signed is None or sheet.policy_version > signed.ack.policy_version
+        ):
+            cells[enrollment_id] = _cell(sheet.policy_version, current, "on paper", None)
+        elif signed is not None:
+            cells[enrollment_id] = _cell(
+                signed.ack.policy_version, current, "", signed.countersignature_pending
             )
         else:
-            cells[enrollment_id] = Cell(f"Signed v{signed.ack.policy_version}, countersigned", "ok")
+            cells[enrollment_id] = Cell("Not signed", "missing")
     return cells
+
+
+def _cell(
+    version: int, current: PolicyVersion | None, how: str, countersign_pending: bool | None
+) -> Cell:
+    signed = f"Signed v{version}" + (f" {how}" if how else "")
+    if current is not None and version < current.version:
+        return Cell(f"Must re-acknowledge: signed v{version}, current v{current.version}", "warn")
+    if countersign_pending:
+        return Cell(f"{signed}; countersignature pending", "warn")
+    if countersign_pending is None:
+        return Cell(signed, "ok")
+    return Cell(f"{signed}, countersigned", "ok")
 
 
 def client_section(db: Session, enrollment: Enrollment, client: Client) -> dict[str, Any]:
     state = service.latest_signed(db, enrollment.id) or service.latest(db, enrollment.id)
     current = policy_service.current(db)
+    papers = paper.for_enrollment(db, enrollment.id)
+    signed_versions = [p.row.policy_version for p in papers]
+    if state is not None and state.complete:
+        signed_versions.append(state.ack.policy_version)
+    best = max(signed_versions, default=None)
     return {
         "ack_state": state,
         "ack_signatures": [
             (role_label(slot.role, slot.relationship), signature)
             for slot, signature in (state.signatures() if state else [])
         ],
-        "ack_outdated": bool(state and current and state.ack.policy_version < current.version),
+        "ack_signed_version": best,
+        "ack_outdated": bool(best is not None and current and best < current.version),
         "current_policy": current,
+        "paper_records": papers,
+        "policy_discussions": discussion.for_enrollment(db, enrollment.id),
+        "policy_versions": published_versions(db),
     }
+
+
+def published_versions(db: Session) -> list[tuple[int, str]]:
+    """(version, title), newest first, for the staff forms' version choice."""
+    rows = db.exec(
+        select(PolicyVersion.version, PolicyVersion.title).order_by(
+            col(PolicyVersion.version).desc()
+        )
+    ).all()
+    return [(version, title) for version, title in rows]
 
 
 async def countersign(request: Request) -> Response:

@@ -11,7 +11,7 @@ from portal.hookspecs import hookimpl
 from portal.settings import Settings
 from portal.staff.board import BoardColumn, ClientSection
 from portal.steps import StepSpec
-from portal_testimonial import routes, staff_view
+from portal_testimonial import routes, staff_routes, staff_view
 from portal_testimonial.models import TestimonialDecision
 from portal_testimonial.step import TestimonialStep
 
@@ -46,7 +46,7 @@ def portal_migration_dirs() -> list[Path]:
 
 @hookimpl
 def portal_routes(settings: Settings) -> list[BaseRoute]:
-    return list(routes.routes)
+    return [*routes.routes, *staff_routes.routes]
 
 
 @hookimpl

@@ -38,4 +38,5 @@ def client_section(db: Session, enrollment: Enrollment, client: Client) -> dict[
         "testimonial_history": [
             (row, decision_words(row.choice, row.placements)) for row in reversed(rows)
         ],
+        "testimonial_consents": bool(rows) and is_consent(rows[-1].choice),
     }

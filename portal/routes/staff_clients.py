@@ -16,6 +16,7 @@ from portal.audit import Actor, AuditEvent
 from portal.db import transaction, utcnow
 from portal.models import Client, Enrollment, Practice
 from portal.runtime import Runtime, request_meta, runtime
+from portal.staff import invitation_section
 from portal.staff.access import Permission, can, require
 from portal.staff.board import STATUSES, BoardColumn, BoardQuery, ClientSection, search
 from portal.staff.models import StaffAccount
@@ -32,7 +33,7 @@ def columns(rt: Runtime) -> list[BoardColumn]:
 
 def sections(rt: Runtime) -> list[ClientSection]:
     found = [s for group in rt.pm.hook.portal_client_sections(settings=rt.settings) for s in group]
-    return sorted(found, key=lambda s: s.order)
+    return sorted([*found, invitation_section.SECTION], key=lambda s: s.order)
 
 
 async def board(request: Request) -> Response:
@@ -57,7 +58,12 @@ async def board(request: Request) -> Response:
 
     context = await run_in_threadpool(work)
     context.update(
-        me=me, query=query, columns=cols, statuses=STATUSES, can_invite=can(me, Permission.INVITE)
+        me=me,
+        query=query,
+        columns=cols,
+        statuses=STATUSES,
+        can_invite=can(me, Permission.INVITE),
+        can_export=can(me, Permission.EXPORT),
     )
     return render(request, "staff/board.html", context, block="results")
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from portal import audit
 from portal.audit import Actor, RequestMeta
+from portal.models import Practice
 from portal.staff import passwords, sessions, totp
-from portal.staff.models import Role, StaffAccount
+from portal.staff.models import Role, StaffAccount, StaffSession
 from portal.validation import clean_email, clean_name
 
 
@@ -139,3 +141,96 @@ def accept_code(db: Session, account: StaffAccount, code: str, now: datetime) ->
     account.totp_last_step = step
     db.add(account)
     return True
+
+
+def all_accounts(db: Session) -> list[StaffAccount]:
+    """Every account, active ones first, then by name."""
+    return list(
+        db.exec(
+            select(StaffAccount).order_by(
+                col(StaffAccount.disabled_at).is_not(None),
+                func.lower(col(StaffAccount.name)),
+                col(StaffAccount.id),
+            )
+        )
+    )
+
+
+def last_sign_ins(db: Session) -> dict[str, datetime]:
+    """When each account last signed in (its newest session), by account id."""
+    rows = db.exec(
+        select(StaffSession.account_id, func.max(StaffSession.created_at)).group_by(
+            col(StaffSession.account_id)
+        )
+    ).all()
+    return {account_id: _aware(at) for account_id, at in rows if at is not None}
+
+
+def _aware(value: datetime) -> datetime:
+    # In case a driver hands back MAX() of a column as stored (naive UTC on SQLite).
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def ensure_an_admin_remains(
+    db: Session, account: StaffAccount, *, new_role: str | None = None, disabling: bool = False
+) -> None:
+    """Refuse a change that would leave the practice without an active admin."""
+    if account.role != Role.ADMIN or not account.active:
+        return
+    if not disabling and (new_role is None or new_role == Role.ADMIN):
+        return
+    # Locking the admins' rows makes two admins demoting each other at once queue up
+    # (PostgreSQL); SQLite's write lock taken at BEGIN already serialises writers.
+    admins = db.exec(
+        select(StaffAccount.id)
+        .where(col(StaffAccount.role) == Role.ADMIN)
+        .where(col(StaffAccount.disabled_at).is_(None))
+        .with_for_update()
+    ).all()
+    if [i for i in admins if i != account.id]:
+        return
+    raise AccountError(
+        f"{account.name} is the only active admin. Make someone else an admin first, so the "
+        "practice is never left without one."
+    )
+
+
+def set_role(
+    db: Session,
+    account: StaffAccount,
+    role: str,
+    *,
+    actor: Actor,
+    meta: RequestMeta,
+    now: datetime,
+) -> bool:
+    """Change an account's role; returns False when it already had that role."""
+    if role not in {r.value for r in Role}:
+        raise AccountError(f"Role must be one of: {', '.join(r.value for r in Role)}.", "role")
+    if role == account.role:
+        return False
+    ensure_an_admin_remains(db, account, new_role=role)
+    before = account.role
+    account.role = Role(role)
+    db.add(account)
+    audit.record(
+        db,
+        actor,
+        "staff.role_changed",
+        "staff_account",
+        account.id,
+        meta,
+        role_before=str(before),
+        role=role,
+    )
+    return True
+
+
+def set_require_totp(
+    db: Session, practice: Practice, required: bool, *, actor: Actor, meta: RequestMeta
+) -> None:
+    """Require (or stop requiring) a second sign-in step for every staff account."""
+    practice.require_staff_totp = required
+    db.add(practice)
+    action = "practice.staff_totp_required" if required else "practice.staff_totp_optional"
+    audit.record(db, actor, action, "practice", str(practice.id), meta)
