@@ -81,6 +81,7 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.check_schema:
             migrations.check_current(settings, rt.engine)
+            rt.schema_checked = True
         task = None
         if settings.mail_in_process:
             rt.delivery = DeliveryLoop(rt.engine, settings)

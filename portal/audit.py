@@ -22,9 +22,6 @@ class Actor:
         return f"{self.kind}:{self.id}"
 
 
-SYSTEM = Actor("system", "portal")
-
-
 @dataclass(frozen=True)
 class RequestMeta:
     """Request context kept with records as evidence of who acted."""

@@ -41,10 +41,6 @@ def upgrade(settings: Settings, engine: Engine) -> None:
         command.upgrade(config, "heads")
 
 
-def heads(settings: Settings) -> set[str]:
-    return set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
-
-
 def current(engine: Engine) -> set[str]:
     with engine.connect() as connection:
         return set(MigrationContext.configure(connection).get_current_heads())

@@ -34,6 +34,7 @@ class Runtime:
     tokens: Tokens
     mail: MailRenderer
     delivery: DeliveryLoop | None = None
+    schema_checked: bool = False  # set once the schema was found current
 
     @property
     def services(self) -> Services:

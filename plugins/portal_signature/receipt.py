@@ -21,7 +21,6 @@ from portal_signature.receipt_pdf import (
     ReceiptData,
     ReceiptSection,
     ReceiptSignature,
-    render_receipt,
 )
 from portal_signature.service import AckState
 from portal_signature.step import SUMMARY_HEADING
@@ -146,10 +145,3 @@ def build_receipt_data(
         generated_from=generated_from,
         footer_lines=_footer(practice, state),
     )
-
-
-def receipt_pdf(
-    db: Session, enrollment: Enrollment, practice: Practice, summary_at: SummaryAt
-) -> bytes:
-    """The PDF's bytes. Raises NoSignedAcknowledgement."""
-    return render_receipt(build_receipt_data(db, enrollment, practice, summary_at))
