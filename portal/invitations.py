@@ -53,11 +53,12 @@ def invite(
     actor: Actor,
     meta: RequestMeta,
     now: datetime,
+    therapist_id: str | None = None,
 ) -> tuple[Enrollment, str]:
     """Create the client and an invitation, and queue the invitation email. Returns the link."""
     client = Client(full_name=full_name, email=email, created_at=now)
     db.add(client)
-    enrollment = Enrollment(client_id=client.id, created_at=now)
+    enrollment = Enrollment(client_id=client.id, created_at=now, therapist_id=therapist_id)
     db.add(enrollment)
     link = _new_invitation(db, svc, practice, client, enrollment, now)
     audit.record(db, actor, "client.invited", "enrollment", enrollment.id, meta)

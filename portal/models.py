@@ -52,6 +52,10 @@ class Enrollment(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     client_id: str = Field(foreign_key="client.id", index=True, max_length=32)
+    # The therapist seeing the client (set when inviting), for the board's filter.
+    therapist_id: str | None = Field(
+        default=None, foreign_key="staff_account.id", index=True, max_length=32
+    )
     status: EnrollmentStatus = Field(
         default=EnrollmentStatus.INVITED, sa_type=String(20), index=True
     )

@@ -175,3 +175,44 @@ def test_staff_invite(client: TestClient, rt: Runtime, mail: MailCatcher, delive
     assert "Invitation queued" in page.text and "Jo Park" in page.text
     deliver_mail()
     assert mail.wait_for(1)[0].envelope_to == ["jo@example.com"]
+
+
+def test_filter_by_therapist_and_invitation_date(client: TestClient, rt: Runtime) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    therapist_email = make_staff(rt, "therapist", name="Dr. Lee Moreno")
+    signed_in(client, rt)
+    page = client.get("/staff/invite").text
+    therapist_id = page.split('<option value="', 2)[2].split('"', 1)[0]
+    assert "Dr. Lee Moreno" in page
+    post_form(
+        client,
+        "/staff/invite",
+        {"name": "Ana Lima", "email": "ana@example.com", "therapist": therapist_id},
+    )
+    post_form(client, "/staff/invite", {"name": "Bo Chan", "email": "bo@example.com"})
+    refused = post_form(
+        client,
+        "/staff/invite",
+        {"name": "Cy Diaz", "email": "cy@example.com", "therapist": "forged"},
+    )
+    assert refused.status_code == 422 and "Choose a therapist" in refused.text
+    mine = client.get(f"/staff/?therapist={therapist_id}").text
+    assert "Ana Lima" in mine and "Bo Chan" not in mine and "Dr. Lee Moreno" in mine
+    with transaction(rt.engine) as db:
+        db.execute(
+            update(Enrollment)
+            .where(
+                Enrollment.client_id.in_(  # type: ignore[attr-defined]
+                    select(Client.id).where(Client.full_name == "Bo Chan")
+                )
+            )
+            .values(created_at=utcnow() - timedelta(days=30))
+        )
+    cutoff = (utcnow() - timedelta(days=7)).date().isoformat()
+    old = client.get(f"/staff/?invited_before={cutoff}").text
+    assert "Bo Chan" in old and "Ana Lima" not in old
+    assert client.get("/staff/?invited_before=not-a-date").status_code == 200
+    assert therapist_email

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from markupsafe import Markup
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -19,7 +19,7 @@ from portal.runtime import Runtime, request_meta, runtime
 from portal.staff import invitation_section
 from portal.staff.access import Permission, can, require
 from portal.staff.board import STATUSES, BoardColumn, BoardQuery, ClientSection, search
-from portal.staff.models import StaffAccount
+from portal.staff.models import Role, StaffAccount
 from portal.templating import render
 from portal.validation import clean_email, clean_name
 
@@ -54,7 +54,7 @@ async def board(request: Request) -> Response:
                 request_meta(request),
                 rows=len(page.rows),
             )
-            return {"page": page, "practice": db.get(Practice, 1)}
+            return {"page": page, "practice": db.get(Practice, 1), "therapists": therapists(db)}
 
     context = await run_in_threadpool(work)
     context.update(
@@ -124,6 +124,17 @@ async def client_page(request: Request) -> Response:
     return render(request, "staff/client.html", context)
 
 
+def therapists(db: Session) -> dict[str, str]:
+    """Active therapists by id, for the board's filter and the invitation form."""
+    rows = db.exec(
+        select(StaffAccount)
+        .where(col(StaffAccount.role) == Role.THERAPIST)
+        .where(col(StaffAccount.disabled_at).is_(None))
+        .order_by(col(StaffAccount.name))
+    )
+    return {row.id: row.name for row in rows}
+
+
 def _who(actor: str, staff_names: dict[str, str]) -> str:
     kind, _, ident = actor.partition(":")
     if kind == "staff":
@@ -139,7 +150,20 @@ def _who(actor: str, staff_names: dict[str, str]) -> str:
 async def invite_page(request: Request) -> Response:
     rt = runtime(request)
     me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.INVITE)
-    return render(request, "staff/invite.html", {"me": me, "values": {}, "errors": {}})
+    # A therapist inviting is preselected as the client's therapist.
+    values = {"therapist": me.id if me.role == Role.THERAPIST else ""}
+    context = {
+        "me": me,
+        "values": values,
+        "errors": {},
+        "therapists": await run_in_threadpool(_therapists, rt),
+    }
+    return render(request, "staff/invite.html", context)
+
+
+def _therapists(rt: Runtime) -> dict[str, str]:
+    with transaction(rt.engine, read_only=True) as db:
+        return therapists(db)
 
 
 async def invite(request: Request) -> Response:
@@ -152,9 +176,19 @@ async def invite(request: Request) -> Response:
         raw = {}
     name, name_error = clean_name(raw.get("name"), label="client's full name")
     email, email_error = clean_email(raw.get("email"))
-    errors = {k: v for k, v in {"name": name_error, "email": email_error}.items() if v}
+    known = await run_in_threadpool(_therapists, rt)
+    therapist = raw.get("therapist", "")
+    therapist_error = (
+        None if not therapist or therapist in known else "Choose a therapist from the list."
+    )
+    errors = {
+        k: v
+        for k, v in {"name": name_error, "email": email_error, "therapist": therapist_error}.items()
+        if v
+    }
     if errors:
-        context = {"me": me, "values": {"name": name, "email": email}, "errors": errors}
+        values = {"name": name, "email": email, "therapist": therapist}
+        context = {"me": me, "values": values, "errors": errors, "therapists": known}
         return render(request, "staff/invite.html", context, status_code=422)
 
     def work() -> str:
@@ -167,6 +201,7 @@ async def invite(request: Request) -> Response:
                 practice,
                 full_name=name,
                 email=email,
+                therapist_id=therapist or None,
                 actor=Actor("staff", me.id),
                 meta=request_meta(request),
                 now=utcnow(),

@@ -7,8 +7,9 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import func, or_, tuple_
 from sqlmodel import Session, col, select
@@ -58,18 +59,40 @@ class BoardQuery:
     q: str = ""
     status: str = ""
     sort: str = "invited"
+    therapist: str = ""  # a staff account id
+    invited_before: str = ""  # YYYY-MM-DD, in UTC
     after: str = ""
 
     @classmethod
     def from_params(cls, params: Any) -> BoardQuery:
+        """Read the URL; anything unknown or malformed is ignored rather than refused."""
         status = params.get("status", "")
         sort = params.get("sort", "invited")
+        before = str(params.get("invited_before", ""))[:10]
+        try:
+            date.fromisoformat(before)
+        except ValueError:
+            before = ""
         return cls(
             q=" ".join(str(params.get("q", "")).split())[:100],
             status=status if status in STATUSES else "",
             sort=sort if sort in SORTS else "invited",
+            therapist=str(params.get("therapist", ""))[:32],
+            invited_before=before,
             after=str(params.get("after", ""))[:200],
         )
+
+    def url(self, **changes: str) -> str:
+        """This view's URL (for the next page, the CSV download), with `changes` applied."""
+        values = {
+            "q": self.q,
+            "status": self.status,
+            "sort": self.sort,
+            "therapist": self.therapist,
+            "invited_before": self.invited_before,
+        }
+        values.update(changes)
+        return urlencode({k: v for k, v in values.items() if v})
 
 
 @dataclass
@@ -103,6 +126,11 @@ def search(db: Session, query: BoardQuery, columns: Sequence[BoardColumn]) -> Bo
         stmt = stmt.where(col(Enrollment.status) == query.status)
     else:
         stmt = stmt.where(col(Enrollment.status) != EnrollmentStatus.CANCELLED)
+    if query.therapist:
+        stmt = stmt.where(col(Enrollment.therapist_id) == query.therapist)
+    if query.invited_before:
+        cutoff = datetime.combine(date.fromisoformat(query.invited_before), time(), tzinfo=UTC)
+        stmt = stmt.where(col(Enrollment.created_at) < cutoff)
     if query.q:
         pattern = f"%{_escape_like(query.q.lower())}%"
         stmt = stmt.where(
