@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, String, UniqueConstraint
+from sqlalchemy import Column, Index, String, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 from portal.db import UTCDateTime, new_id, utcnow
@@ -34,6 +34,9 @@ class Practice(SQLModel, table=True):
 
 
 class Client(SQLModel, table=True):
+    # The board sorts by name, case-insensitively.
+    __table_args__ = (Index("ix_client_full_name_lower", func.lower(text("full_name"))),)
+
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     full_name: str = Field(max_length=200)
     email: str = Field(max_length=254, index=True)
@@ -49,6 +52,9 @@ class EnrollmentStatus(StrEnum):
 
 class Enrollment(SQLModel, table=True):
     """One run of the onboarding journey for a client."""
+
+    # The board's default order (newest invitation first) and its keyset cursor.
+    __table_args__ = (Index("ix_enrollment_created_at_id", "created_at", "id"),)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     client_id: str = Field(foreign_key="client.id", index=True, max_length=32)
