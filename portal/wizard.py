@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from portal import audit
+from portal.audit import AuditEvent
 from portal.models import Enrollment, EnrollmentStatus, FormSubmission
 from portal.steps import StepContext, StepOutcome, StepSpec, SummaryItem
+
+REOPENED = "onboarding.reopened"
+COMPLETION_EVENTS = ("onboarding.completed", REOPENED, "onboarding.reacknowledged")
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class Wizard:
     def complete_if_done(self, ctx: StepContext) -> bool:
         enrollment = ctx.enrollment
         if enrollment.status == EnrollmentStatus.COMPLETE:
-            return True
+            return self._complete_again(ctx)
         if self.first_incomplete(ctx) is not None:
             return False
         enrollment.status = EnrollmentStatus.COMPLETE
@@ -125,6 +129,50 @@ class Wizard:
             if spec.on_journey_complete is not None:
                 spec.on_journey_complete(ctx)
         return True
+
+    def _complete_again(self, ctx: StepContext) -> bool:
+        """A complete journey reopens when a step needs doing again (a new policy version to
+        acknowledge). Finishing it again is recorded and runs the completion hooks again (a new
+        receipt). The audit trail remembers the reopening across requests, so no extra state
+        is kept: the first submission while a step is outstanding records it."""
+        incomplete = self.first_incomplete(ctx)
+        reopened = self._last_completion_event(ctx) == REOPENED
+        enrollment = ctx.enrollment
+        if incomplete is not None:
+            if not reopened:
+                audit.record(
+                    ctx.db,
+                    ctx.actor,
+                    REOPENED,
+                    "enrollment",
+                    enrollment.id,
+                    ctx.meta,
+                    step=incomplete.key,
+                )
+            return False
+        if reopened:
+            audit.record(
+                ctx.db,
+                ctx.actor,
+                "onboarding.reacknowledged",
+                "enrollment",
+                enrollment.id,
+                ctx.meta,
+            )
+            for spec in self.steps:
+                if spec.on_journey_complete is not None:
+                    spec.on_journey_complete(ctx)
+        return True
+
+    def _last_completion_event(self, ctx: StepContext) -> str | None:
+        query = (
+            select(AuditEvent.action)
+            .where(col(AuditEvent.enrollment_id) == ctx.enrollment.id)
+            .where(col(AuditEvent.action).in_(COMPLETION_EVENTS))
+            .order_by(col(AuditEvent.id).desc())
+            .limit(1)
+        )
+        return ctx.db.exec(query).first()
 
 
 class ReplayedForm(Exception):

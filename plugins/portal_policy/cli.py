@@ -11,6 +11,7 @@ from portal.cli_support import open_runtime
 from portal.db import transaction, utcnow
 from portal.models import Practice
 from portal_policy import service
+from portal_policy.publishing import publish_new_version
 from portal_policy.rendering import PolicyTemplateError, default_policy_source
 
 
@@ -37,8 +38,9 @@ def publish(file: Path | None, use_default: bool) -> None:
         if practice is None:
             raise click.ClickException("Set the practice's details first: portal practice set")
         try:
-            version = service.publish(
+            version, campaign = publish_new_version(
                 db,
+                rt.services,
                 source,
                 practice,
                 actor=Actor("cli", "policy"),
@@ -48,6 +50,11 @@ def publish(file: Path | None, use_default: bool) -> None:
         except PolicyTemplateError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"Published version {version.version} (sha256 {version.content_hash}).")
+    if campaign is not None:
+        click.echo(
+            f"Emailed {campaign.clients_notified} client(s) who signed an earlier version; "
+            f"{campaign.clients_not_emailed} allowed no email and must be told another way."
+        )
 
 
 def _read(file: Path) -> str:

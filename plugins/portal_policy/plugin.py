@@ -1,4 +1,5 @@
-"""Registers the policy step, its tables, its public page and its commands."""
+"""Registers the policy step, its tables, its public page, the admin's policy page and its
+commands."""
 
 from __future__ import annotations
 
@@ -13,14 +14,19 @@ from portal.db import utcnow
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
 from portal.steps import StepSpec
-from portal_policy import routes, service
-from portal_policy.models import PolicyReading, PolicyVersion
+from portal_policy import routes, service, staff_policy
+from portal_policy.models import (
+    PolicyCampaign,
+    PolicyCampaignRecipient,
+    PolicyReading,
+    PolicyVersion,
+)
 from portal_policy.step import PolicyStep
 
 
 @hookimpl
 def portal_models() -> list[type[SQLModel]]:
-    return [PolicyVersion, PolicyReading]
+    return [PolicyVersion, PolicyReading, PolicyCampaign, PolicyCampaignRecipient]
 
 
 @hookimpl
@@ -48,7 +54,7 @@ def portal_template_dirs() -> list[Path]:
 
 @hookimpl
 def portal_routes(settings: Settings) -> list[BaseRoute]:
-    return list(routes.routes)
+    return [*routes.routes, *staff_policy.routes]
 
 
 @hookimpl

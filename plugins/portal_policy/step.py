@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from portal import audit
 from portal.steps import StepContext, StepOutcome, SummaryItem
-from portal_policy import service
+from portal_policy import changes, service
+from portal_policy.changes import PolicyChanges
 from portal_policy.models import PolicyReading, PolicyVersion
 
 
@@ -21,6 +22,23 @@ def _reading(ctx: StepContext, version: PolicyVersion) -> PolicyReading | None:
     ).first()
 
 
+def _earlier_read(ctx: StepContext, version: PolicyVersion) -> PolicyVersion | None:
+    """The newest version before `version` that this client read."""
+    return ctx.db.exec(
+        select(PolicyVersion)
+        .join(PolicyReading, col(PolicyReading.policy_version_id) == col(PolicyVersion.id))
+        .where(PolicyReading.enrollment_id == ctx.enrollment.id)
+        .where(col(PolicyVersion.version) < version.version)
+        .order_by(col(PolicyVersion.version).desc())
+    ).first()
+
+
+def changes_since_read(ctx: StepContext, version: PolicyVersion) -> PolicyChanges | None:
+    """What changed since the version the client read before (None for a first reading)."""
+    earlier = _earlier_read(ctx, version)
+    return None if earlier is None else changes.between(earlier, version)
+
+
 class PolicyStep:
     def is_complete(self, ctx: StepContext) -> bool:
         version = service.current(ctx.db)
@@ -28,7 +46,10 @@ class PolicyStep:
         return version is not None and _reading(ctx, version) is not None
 
     def context(self, ctx: StepContext) -> dict[str, Any]:
-        return {"policy": service.current(ctx.db)}
+        version = service.current(ctx.db)
+        # A client back to re-acknowledge sees what changed before the whole text.
+        since = changes_since_read(ctx, version) if version is not None else None
+        return {"policy": version, "policy_changes": since}
 
     def submit(self, ctx: StepContext, form: Mapping[str, str], action: str) -> StepOutcome:
         version = service.current(ctx.db)
