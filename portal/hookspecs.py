@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from portal.settings import Settings
-    from portal.staff.board import BoardColumn, ClientSection
+    from portal.staff.board import BoardColumn, BoardFilter, BoardPanel, ClientSection
     from portal.steps import StepSpec
 
 hookspec = pluggy.HookspecMarker("portal")
@@ -126,5 +126,26 @@ def portal_client_sections(settings: Settings) -> list[ClientSection]:
     ``order``; each template receives the page's ``client``, ``enrollment``, ``me`` and
     ``permissions`` (the signed-in staff member's permission names) plus what the section's
     ``context`` callable returns. Not firstresult.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def portal_board_filters(settings: Settings) -> list[BoardFilter]:
+    """Return extra choices for the consent board's status filter.
+
+    Arguments: ``settings``. Returns: a list of ``portal.staff.board.BoardFilter``; each
+    ``condition`` callable receives a session and returns a SQL condition on ``Enrollment``.
+    Not firstresult.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def portal_board_panels(settings: Settings) -> list[BoardPanel]:
+    """Return panels shown above the consent board (for example a campaign's progress).
+
+    Arguments: ``settings``. Returns: a list of ``portal.staff.board.BoardPanel``, shown in
+    ``order``; a panel whose ``context`` returns None is not shown. Not firstresult.
     """
     raise NotImplementedError

@@ -341,3 +341,34 @@ def test_publishing_from_the_command_line_starts_the_campaign(
     assert "Published version 2" in result.output
     assert "Emailed 1 client(s)" in result.output and "1 allowed no email" in result.output
     assert len(recipients(rt)) == 2
+
+
+def test_board_filters_and_campaign_progress(client: TestClient, rt: Runtime) -> None:
+    """The board lists who must re-acknowledge and shows the campaign's progress."""
+    from test_staff_board import add_client
+
+    from portal_policy import publishing
+    from portal_policy.rendering import default_policy_source
+
+    publish_default(rt)
+    add_client(rt, "Sam Okafor", "sam@example.com", None)
+    add_client(rt, "Avery Chen", "avery@example.com", 0)
+    with transaction(rt.engine) as db:
+        practice = db.get(Practice, 1)
+        assert practice is not None
+        publishing.publish_new_version(
+            db,
+            rt.services,
+            default_policy_source() + "\n\nA new paragraph.\n",
+            practice,
+            actor=Actor("staff", "admin"),
+            meta=RequestMeta(),
+            now=utcnow(),
+        )
+    staff_sign_in(client, make_staff(rt))
+    board = client.get("/staff/").text
+    assert "0 of 1 clients asked to re-acknowledge have signed it" in board
+    must = client.get("/staff/?status=must_reack").text
+    assert "Sam Okafor" in must and "Avery Chen" not in must
+    unsigned = client.get("/staff/?status=not_signed").text
+    assert "Avery Chen" in unsigned and "Sam Okafor" not in unsigned

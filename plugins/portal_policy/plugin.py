@@ -13,8 +13,9 @@ from portal.audit import Actor, RequestMeta
 from portal.db import utcnow
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
+from portal.staff.board import BoardFilter, BoardPanel
 from portal.steps import StepSpec
-from portal_policy import routes, service, staff_policy
+from portal_policy import board, routes, service, staff_policy
 from portal_policy.models import (
     PolicyCampaign,
     PolicyCampaignRecipient,
@@ -73,3 +74,16 @@ def _publish_default(db: Session, settings: Settings) -> None:
 @hookimpl
 def portal_demo_setup() -> list[object]:
     return [_publish_default]
+
+
+@hookimpl
+def portal_board_filters(settings: Settings) -> list[BoardFilter]:
+    return [
+        BoardFilter("must_reack", "Must re-acknowledge", board.must_reacknowledge),
+        BoardFilter("not_signed", "Not signed yet", board.not_signed),
+    ]
+
+
+@hookimpl
+def portal_board_panels(settings: Settings) -> list[BoardPanel]:
+    return [BoardPanel("campaign", 10, "policy/board_panel.html", board.campaign_panel)]

@@ -18,7 +18,15 @@ from portal.models import Client, Enrollment, Practice
 from portal.runtime import Runtime, request_meta, runtime
 from portal.staff import invitation_section
 from portal.staff.access import Permission, can, require
-from portal.staff.board import STATUSES, BoardColumn, BoardQuery, ClientSection, search
+from portal.staff.board import (
+    STATUSES,
+    BoardColumn,
+    BoardFilter,
+    BoardPanel,
+    BoardQuery,
+    ClientSection,
+    search,
+)
 from portal.staff.models import Role, StaffAccount
 from portal.templating import render
 from portal.validation import clean_email, clean_name
@@ -31,6 +39,15 @@ def columns(rt: Runtime) -> list[BoardColumn]:
     return sorted(found, key=lambda c: c.order)
 
 
+def board_filters(rt: Runtime) -> list[BoardFilter]:
+    return [f for group in rt.pm.hook.portal_board_filters(settings=rt.settings) for f in group]
+
+
+def board_panels(rt: Runtime) -> list[BoardPanel]:
+    found = [p for group in rt.pm.hook.portal_board_panels(settings=rt.settings) for p in group]
+    return sorted(found, key=lambda p: p.order)
+
+
 def sections(rt: Runtime) -> list[ClientSection]:
     found = [s for group in rt.pm.hook.portal_client_sections(settings=rt.settings) for s in group]
     return sorted([*found, invitation_section.SECTION], key=lambda s: s.order)
@@ -39,12 +56,18 @@ def sections(rt: Runtime) -> list[ClientSection]:
 async def board(request: Request) -> Response:
     rt = runtime(request)
     me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.VIEW_CLIENTS)
-    query = BoardQuery.from_params(request.query_params)
+    extra = board_filters(rt)
+    query = BoardQuery.from_params(request.query_params, [f.key for f in extra])
     cols = columns(rt)
 
     def work() -> dict[str, Any]:
         with transaction(rt.engine) as db:
-            page = search(db, query, cols)
+            page = search(db, query, cols, extra)
+            shown_panels = []
+            for panel in board_panels(rt):
+                panel_context = panel.context(db)
+                if panel_context is not None:
+                    shown_panels.append((panel, panel_context))
             audit.record(
                 db,
                 Actor("staff", me.id),
@@ -54,14 +77,19 @@ async def board(request: Request) -> Response:
                 request_meta(request),
                 rows=len(page.rows),
             )
-            return {"page": page, "practice": db.get(Practice, 1), "therapists": therapists(db)}
+            return {
+                "page": page,
+                "practice": db.get(Practice, 1),
+                "therapists": therapists(db),
+                "panels": shown_panels,
+            }
 
     context = await run_in_threadpool(work)
     context.update(
         me=me,
         query=query,
         columns=cols,
-        statuses=STATUSES,
+        statuses={**STATUSES, **{f.key: f.label for f in extra}},
         can_invite=can(me, Permission.INVITE),
         can_export=can(me, Permission.EXPORT),
     )

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from portal import audit
 from portal.audit import Actor
 from portal.db import utcnow
-from portal.routes.staff_clients import columns
+from portal.routes.staff_clients import board_filters, columns
 from portal.runtime import request_meta, runtime
 from portal.staff import export
 from portal.staff.access import Permission, require
@@ -28,7 +28,10 @@ async def export_csv(request: Request) -> Response:
     rt = runtime(request)
     me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.EXPORT)
     # The whole filtered list, whichever page the board showed.
-    query = dataclasses.replace(BoardQuery.from_params(request.query_params), after="")
+    extra = board_filters(rt)
+    query = dataclasses.replace(
+        BoardQuery.from_params(request.query_params, [f.key for f in extra]), after=""
+    )
     meta = request_meta(request)
 
     def finish(db: Session, rows: int, complete: bool) -> None:

@@ -47,6 +47,27 @@ class ClientSection:
     context: Callable[[Session, Enrollment, Client], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class BoardFilter:
+    """An extra choice in the board's status filter (e.g. "Must re-acknowledge"):
+    `condition` returns a SQL condition on Enrollment, or None when it cannot apply now."""
+
+    key: str
+    label: str
+    condition: Callable[[Session], Any]
+
+
+@dataclass(frozen=True)
+class BoardPanel:
+    """A panel above the board (e.g. a campaign's progress): `context` returns what
+    `template` shows, or None to show nothing."""
+
+    key: str
+    order: int
+    template: str
+    context: Callable[[Session], dict[str, Any] | None]
+
+
 SORTS = {
     "invited": (col(Enrollment.created_at), True),
     "name": (func.lower(col(Client.full_name)), False),
@@ -64,9 +85,10 @@ class BoardQuery:
     after: str = ""
 
     @classmethod
-    def from_params(cls, params: Any) -> BoardQuery:
+    def from_params(cls, params: Any, extra_statuses: Sequence[str] = ()) -> BoardQuery:
         """Read the URL; anything unknown or malformed is ignored rather than refused."""
         status = params.get("status", "")
+        allowed = set(STATUSES) | set(extra_statuses)
         sort = params.get("sort", "invited")
         before = str(params.get("invited_before", ""))[:10]
         try:
@@ -75,7 +97,7 @@ class BoardQuery:
             before = ""
         return cls(
             q=" ".join(str(params.get("q", "")).split())[:100],
-            status=status if status in STATUSES else "",
+            status=status if status in allowed else "",
             sort=sort if sort in SORTS else "invited",
             therapist=str(params.get("therapist", ""))[:32],
             invited_before=before,
@@ -116,13 +138,24 @@ def _decode(cursor: str) -> tuple[Any, str] | None:
     return value, str(row_id)
 
 
-def search(db: Session, query: BoardQuery, columns: Sequence[BoardColumn]) -> BoardPage:
+def search(
+    db: Session,
+    query: BoardQuery,
+    columns: Sequence[BoardColumn],
+    filters: Sequence[BoardFilter] = (),
+) -> BoardPage:
     """One page of the board, by keyset: the last page costs what the first does."""
     sort_expr, descending = SORTS[query.sort]
     stmt: Any = select(Enrollment, Client, sort_expr.label("sort_key")).join(
         Client, col(Client.id) == col(Enrollment.client_id)
     )
-    if query.status:
+    extra = {f.key: f for f in filters}
+    if query.status in extra:
+        condition = extra[query.status].condition(db)
+        if condition is not None:
+            stmt = stmt.where(condition)
+        stmt = stmt.where(col(Enrollment.status) != EnrollmentStatus.CANCELLED)
+    elif query.status:
         stmt = stmt.where(col(Enrollment.status) == query.status)
     else:
         stmt = stmt.where(col(Enrollment.status) != EnrollmentStatus.CANCELLED)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from portal.db import transaction
-from portal.staff.board import STATUSES, BoardColumn, BoardPage, BoardQuery, search
+from portal.staff.board import STATUSES, BoardColumn, BoardFilter, BoardPage, BoardQuery, search
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -55,7 +55,11 @@ def _encode(rows: Sequence[Sequence[str]]) -> str:
 
 
 def stream(
-    engine: Engine, query: BoardQuery, columns: Sequence[BoardColumn], finish: Finish
+    engine: Engine,
+    query: BoardQuery,
+    columns: Sequence[BoardColumn],
+    finish: Finish,
+    filters: Sequence[BoardFilter] = (),
 ) -> Iterator[str]:
     """CSV text, one board page per chunk, each page read in a short transaction of its own
     (a long export never holds a transaction open). `finish` records how far it got, also
@@ -67,7 +71,7 @@ def stream(
         cursor = ""
         while True:
             with transaction(engine, read_only=True) as db:
-                page = search(db, dataclasses.replace(query, after=cursor), columns)
+                page = search(db, dataclasses.replace(query, after=cursor), columns, filters)
                 chunk = page_rows(page, columns)
             if chunk:
                 yield _encode(chunk)
