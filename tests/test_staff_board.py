@@ -216,3 +216,44 @@ def test_filter_by_therapist_and_invitation_date(client: TestClient, rt: Runtime
     assert "Bo Chan" in old and "Ana Lima" not in old
     assert client.get("/staff/?invited_before=not-a-date").status_code == 200
     assert therapist_email
+
+
+def test_a_tampered_page_cursor_shows_the_first_page(client: TestClient, rt: Runtime) -> None:
+    import base64
+    import json
+
+    add_client(rt, "Avery Chen", "avery@example.com")
+    signed_in(client, rt)
+    for value in [1, "nope", {"a": 1}, None]:
+        cursor = base64.urlsafe_b64encode(json.dumps([value, "x"]).encode()).decode()
+        for sort in ["invited", "name"]:
+            page = client.get(f"/staff/?sort={sort}&after={cursor}")
+            assert page.status_code == 200
+            if not isinstance(value, str) or sort == "invited":  # not a cursor of ours
+                assert "Avery Chen" in page.text
+    assert client.get("/staff/?after=%%%").status_code == 200
+
+
+def test_only_the_clients_own_therapist_countersigns(client: TestClient, rt: Runtime, app) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    publish_default(rt)
+    enrollment_id = add_client(rt, "Sam Okafor", "sam@example.com", None)
+    own = make_staff(rt, "therapist", email="own@example.com", name="Dr. Own")
+    with transaction(rt.engine) as db:
+        from portal.staff import accounts
+
+        account = accounts.by_email(db, own)
+        assert account is not None
+        db.execute(
+            update(Enrollment)
+            .where(Enrollment.id == enrollment_id)  # type: ignore[arg-type]
+            .values(therapist_id=account.id)
+        )
+    signed_in(client, rt, "therapist", name="Dr. Other")
+    url = f"/staff/clients/{enrollment_id}/countersign"
+    refused = post_form(client, url, {"confirm": "yes", "typed_name": "Dr. Other"})
+    assert refused.status_code == 422 and "own therapist" in refused.text
+    mine = TestClient(app, base_url="http://testserver", follow_redirects=False)
+    staff_sign_in(mine, own)
+    assert post_form(mine, url, {"confirm": "yes", "typed_name": "Dr. Own"}).status_code == 303

@@ -119,10 +119,20 @@ async def paper_form(request: Request) -> Response:
     enrollment_id = request.path_params["enrollment_id"][:32]
 
     def work() -> dict[str, Any] | None:
-        with transaction(rt.engine, read_only=True) as db:
+        with transaction(rt.engine) as db:
             enrollment = db.get(Enrollment, enrollment_id)
             if enrollment is None:
                 return None
+            # The form shows who the client is: a view of their record.
+            audit.record(
+                db,
+                Actor("staff", me.id),
+                "client.viewed",
+                "enrollment",
+                enrollment.id,
+                request_meta(request),
+                page="paper_form",
+            )
             versions = published_versions(db)
             return {
                 "enrollment": enrollment,

@@ -121,6 +121,8 @@ async def countersign(request: Request) -> Response:
                 return "The client has not signed yet, so there is nothing to countersign."
             if not state.countersignature_pending:
                 return "Already countersigned."
+            if enrollment.therapist_id and enrollment.therapist_id != me.id and me.role != "admin":
+                return "Only the client's own therapist (or the practice admin) can countersign."
             if not confirmed:
                 return "Tick the box to confirm you countersign this acknowledgement."
             if typed.casefold() != me.name.casefold():

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from portal import invitations
+from portal import audit, invitations
 from portal.audit import Actor, RequestMeta
 from portal.db import transaction, utcnow
 from portal.invitations import InvitationRefused
@@ -129,7 +129,7 @@ async def show_link(request: Request) -> Response:
     if problem == "missing":
         return _problem(request, me, enrollment_id, problem)
     if problem:
-        context = await run_in_threadpool(_page_basics, rt, enrollment_id)
+        context = await run_in_threadpool(_page_basics, rt, enrollment_id, me, request)
     context.update(me=me, problem=problem)
     status = 422 if problem else 200
     return render(
@@ -137,10 +137,21 @@ async def show_link(request: Request) -> Response:
     )
 
 
-def _page_basics(rt: Runtime, enrollment_id: str) -> dict[str, Any]:
-    with transaction(rt.engine, read_only=True) as db:
+def _page_basics(
+    rt: Runtime, enrollment_id: str, me: StaffAccount, request: Request
+) -> dict[str, Any]:
+    with transaction(rt.engine) as db:
         enrollment = db.get(Enrollment, enrollment_id)
         assert enrollment is not None
+        audit.record(
+            db,
+            _actor(me),
+            "client.viewed",
+            "enrollment",
+            enrollment.id,
+            request_meta(request),
+            page="invitation_link",
+        )
         return {
             "enrollment": enrollment,
             "client": db.get(Client, enrollment.client_id),

@@ -130,12 +130,15 @@ def _cursor(value: Any, row_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode()
 
 
-def _decode(cursor: str) -> tuple[Any, str] | None:
+def _decode(cursor: str, sort: str) -> tuple[Any, str] | None:
+    """The cursor from the URL, or None (the first page) when it is not one of ours."""
     try:
         value, row_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not (isinstance(value, str) and isinstance(row_id, str)):
+            return None
+        return (datetime.fromisoformat(value) if sort == "invited" else value), row_id
     except (ValueError, TypeError):
         return None
-    return value, str(row_id)
 
 
 def search(
@@ -172,11 +175,9 @@ def search(
                 func.lower(col(Client.email)).like(pattern, escape="\\"),
             )
         )
-    decoded = _decode(query.after) if query.after else None
+    decoded = _decode(query.after, query.sort) if query.after else None
     if decoded is not None:
         value, last_id = decoded
-        if query.sort == "invited":
-            value = datetime.fromisoformat(value)
         key = tuple_(sort_expr, col(Enrollment.id))
         stmt = stmt.where(key < (value, last_id) if descending else key > (value, last_id))
     order = (
