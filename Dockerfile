@@ -2,7 +2,7 @@
 # Build stage: a wheel with templates, static files, migrations and the pinned htmx (fetched
 # from the npm registry by hatch_build.py and checked against its published sha512).
 FROM python:3.11-slim AS build
-ENV PIP_NO_CACHE_DIR=1 PORTAL_REQUIRE_HTMX=1
+ENV PIP_NO_CACHE_DIR=1 PORTAL_REQUIRE_ASSETS=1
 RUN pip install uv==0.13.8
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md hatch_build.py alembic.ini ./
@@ -14,11 +14,7 @@ RUN uv export --locked --no-dev --no-emit-project --format requirements-txt > re
     && uv build --wheel --out-dir /dist
 
 FROM python:3.11-slim
-# DejaVu fonts let the receipt PDF print names in any Latin, Greek or Cyrillic script.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-dejavu-core \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 10001 portal
+RUN useradd --create-home --uid 10001 portal
 COPY --from=build /src/requirements.txt /tmp/requirements.txt
 COPY --from=build /dist /tmp/dist
 RUN pip install --no-cache-dir -r /tmp/requirements.txt \

@@ -60,6 +60,9 @@ def test_wheel_contains_templates_static_and_migrations(installed: Path) -> None
         "portal/migrations/versions/host_0001_initial.py",
         "portal_policy/default_policy.md",
         "portal_policy/templates/policy/step.html",
+        "portal_signature/fonts/DejaVuSans.ttf",
+        "portal_signature/fonts/DejaVuSans-Bold.ttf",
+        "portal_signature/fonts/LICENSE",
     ]:
         assert expected in names, f"{expected} is missing from the wheel"
 

@@ -60,6 +60,8 @@ class ReceiptData:
 
 # Searched in this order; the first directory holding DejaVuSans.ttf wins.
 FONT_DIRS: tuple[Path, ...] = (
+    # Fetched at build time (hatch_build.py) and shipped in the wheel: the same bytes everywhere.
+    Path(__file__).resolve().parent / "fonts",
     Path("/usr/share/fonts/truetype/dejavu"),  # Debian, Ubuntu
     Path("/usr/share/fonts/dejavu-sans-fonts"),  # Fedora, RHEL
     Path("/usr/share/fonts/dejavu"),  # older Fedora, openSUSE

@@ -432,3 +432,14 @@ def test_default_font_is_dejavu() -> None:
     pdf = render_receipt(sample_data())
     assert b"DejaVuSans" in pdf
     assert pdf == render_receipt(sample_data(), font_dir=_dejavu_dir())
+
+
+def test_the_fonts_shipped_with_the_package_come_first() -> None:
+    """The build fetches DejaVu into the package (make install, the wheel, the image), so every
+    machine renders a receipt from the same font bytes."""
+    from portal_signature import receipt_pdf
+
+    shipped = Path(receipt_pdf.__file__).parent / "fonts"
+    assert (shipped / "DejaVuSans.ttf").is_file(), "run `python hatch_build.py` (make install)"
+    fonts = receipt_pdf._find_fonts(None)
+    assert fonts.family == "dejavu" and fonts.regular == shipped / "DejaVuSans.ttf"
