@@ -150,12 +150,18 @@ def mail_routes(catcher: MailCatcher) -> list[BaseRoute]:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the demo keeps its SQLite database.",
 )
-def demo(host: str, port: int, folder: Path) -> None:
+@click.option(
+    "--public-url",
+    default=None,
+    help="The address other devices use for links, e.g. http://192.168.1.20:8000 "
+    "(default: http://HOST:PORT).",
+)
+def demo(host: str, port: int, folder: Path, public_url: str | None) -> None:
     """Run a demo practice: SQLite, demo data and a local mail catcher, no setup needed."""
     folder.mkdir(parents=True, exist_ok=True)
     catcher = MailCatcher(host="127.0.0.1").start()
     shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
-    base_url = f"http://{shown_host}:{port}"
+    base_url = (public_url or f"http://{shown_host}:{port}").rstrip("/")
     settings = demo_settings(
         folder.resolve(),
         base_url=base_url,

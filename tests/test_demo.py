@@ -22,7 +22,16 @@ def test_demo_runs_with_data_mail_and_a_ready_link(tmp_path: Path) -> None:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("PORTAL_")}
     process = subprocess.Popen(
-        [PORTAL, "demo", "--port", str(port), "--folder", str(tmp_path / "demo")],
+        [
+            PORTAL,
+            "demo",
+            "--port",
+            str(port),
+            "--folder",
+            str(tmp_path / "demo"),
+            "--public-url",
+            f"http://127.0.0.1:{port}/",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
