@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import portal.api.keys
 import portal.audit
 import portal.models
 import portal.outbox

@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from portal import migrations
+from portal.api import routes as api_routes
+from portal.api.problems import ApiProblem, handle_problem
 from portal.db import make_engine
 from portal.mail_templates import MailRenderer
 from portal.mailer import DeliveryLoop
@@ -72,6 +74,7 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
         *staff_clients.routes,
         *staff_actions.routes,
         *staff_admin.routes,
+        *api_routes.routes,
         *onboarding.routes,
         *public.routes,
         Mount("/static", StaticFiles(directory=static_dir()), name="static"),
@@ -113,6 +116,7 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
             NotSignedIn: staff_sign_in,
             Forbidden: staff_forbidden,
             SecondFactorRequired: staff_second_factor,
+            ApiProblem: handle_problem,
         },
         lifespan=lifespan,
     )

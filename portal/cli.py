@@ -136,12 +136,14 @@ def practice_set(**values: str | None) -> None:
 
 
 def _add_plugin_commands() -> None:
+    from portal.cli_api import api_key
     from portal.cli_staff import staff
     from portal.demo import demo
     from portal.plugins import get_plugin_manager
 
     cli.add_command(demo)
     cli.add_command(staff)
+    cli.add_command(api_key)
     for group in get_plugin_manager().hook.portal_commands():
         for command in group:
             cli.add_command(command)

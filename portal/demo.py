@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from portal import invitations, migrations
+from portal.api import keys as api_keys
 from portal.app import create_app
 from portal.audit import Actor, RequestMeta
 from portal.db import transaction, utcnow
@@ -123,6 +124,20 @@ def fresh_invitation(rt: Runtime) -> str:
     return link
 
 
+def demo_api_key(rt: Runtime) -> str:
+    """A fresh key on each start: only hashes are kept, so an earlier key can't be shown again."""
+    with transaction(rt.engine) as db:
+        _, secret = api_keys.create(
+            db,
+            name=f"Demo EHR {utcnow():%Y-%m-%d %H.%M.%S}",
+            scopes=list(api_keys.Scope),
+            actor=Actor("system", "demo"),
+            meta=RequestMeta.none(),
+            now=utcnow(),
+        )
+    return secret
+
+
 def mail_routes(catcher: MailCatcher) -> list[BaseRoute]:
     async def inbox(request: Request) -> Response:
         return render(request, "demo/mail.html", {"mails": list(reversed(catcher.mails))})
@@ -174,6 +189,7 @@ def demo(host: str, port: int, folder: Path, public_url: str | None) -> None:
     migrations.upgrade(settings, rt.engine)
     seed(rt)
     link = fresh_invitation(rt)
+    api_key = demo_api_key(rt)
     click.echo("")
     click.echo(f"  Demo portal:      {base_url}/")
     click.echo(f"  Caught mail:      {base_url}/demo/mail")
@@ -182,6 +198,7 @@ def demo(host: str, port: int, folder: Path, public_url: str | None) -> None:
     click.echo(f"  Staff sign-in:    {base_url}/staff/login")
     for email, _name, role in DEMO_STAFF:
         click.echo(f"    {role:<11} {email} / {DEMO_PASSWORD}")
+    click.echo(f"  EHR API key:      {api_key}")
     click.echo("  A ready invitation link (works once):")
     click.echo(f"  {link}")
     click.echo("")

@@ -44,6 +44,7 @@ def collect_steps(pm: pluggy.PluginManager, settings: Settings) -> list[StepSpec
 @cache
 def load_all_models() -> None:
     """Import every table, the host's and each plugin's, so SQLModel.metadata is complete."""
+    import portal.api.keys
     import portal.audit
     import portal.models
     import portal.outbox

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute
 from portal.routes import (
     staff_admin_accounts,
     staff_admin_attest,
+    staff_admin_keys,
     staff_admin_mail,
     staff_admin_policy,
 )
@@ -17,4 +18,5 @@ routes: list[BaseRoute] = [
     *staff_admin_mail.routes,
     *staff_admin_policy.routes,
     *staff_admin_attest.routes,
+    *staff_admin_keys.routes,
 ]

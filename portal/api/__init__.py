@@ -1,0 +1,1 @@
+"""The EHR-facing API: keys for systems, bearer authentication, problem+json errors."""
