@@ -157,8 +157,36 @@ def withdraw_outcome(db: Session, code: str, meta: RequestMeta, now: datetime) -
     origin = by_code(db, code)
     if origin is None:
         return None
-    latest = _lock_and_get_current(db, origin.enrollment_id)
-    assert latest is not None  # origin itself belongs to the chain
+    # Whoever holds the link acts for the client: the code is the capability.
+    return record_withdrawal(
+        db,
+        origin.enrollment_id,
+        source="client",
+        actor=Actor("client", origin.enrollment_id),
+        via="receipt_link",
+        meta=meta,
+        now=now,
+    )
+
+
+def record_withdrawal(
+    db: Session,
+    enrollment_id: str,
+    *,
+    source: str,
+    actor: Actor,
+    via: str,
+    meta: RequestMeta,
+    now: datetime,
+) -> Withdrawal | None:
+    """Append a withdrawal superseding the consent in force (None: the client never decided).
+
+    `recorded` is False when there is no "yes" in force to withdraw (already "no", or
+    withdrawn by a concurrent request): withdrawing twice records nothing new.
+    """
+    latest = _lock_and_get_current(db, enrollment_id)
+    if latest is None:
+        return None
     if not is_consent(latest.choice):
         return Withdrawal(latest, recorded=False)
     row = TestimonialDecision(
@@ -168,12 +196,10 @@ def withdraw_outcome(db: Session, code: str, meta: RequestMeta, now: datetime) -
         choice=NO,
         placements=[],
         kind=WITHDRAWAL,
-        source="client",
+        source=source,
         supersedes_id=latest.id,
     )
     db.add(row)
-    # Whoever holds the link acts for the client: the code is the capability.
-    actor = Actor("client", latest.enrollment_id)
     audit.record(
         db,
         actor,
@@ -183,7 +209,7 @@ def withdraw_outcome(db: Session, code: str, meta: RequestMeta, now: datetime) -
         meta,
         decision_id=row.id,
         withdrawn_id=latest.id,
-        via="receipt_link",
+        via=via,
     )
     return Withdrawal(row, recorded=True)
 
