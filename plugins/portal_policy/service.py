@@ -49,6 +49,12 @@ def by_number(db: Session, version: int) -> PolicyVersion | None:
     return db.exec(select(PolicyVersion).where(PolicyVersion.version == version)).first()
 
 
+def blank_details(source: str, practice: Practice) -> str:
+    """The practice details `source` uses that are blank, in words ("" when none is)."""
+    missing = missing_details(source, practice_details(practice))
+    return ", ".join(sorted(LABELS.get(name, name) for name in missing))
+
+
 def publish_default(
     db: Session, *, actor: Actor, meta: RequestMeta, now: datetime
 ) -> PolicyVersion:
@@ -74,9 +80,8 @@ def publish(
     identical to the current version.
     """
     details = practice_details(practice)
-    missing = missing_details(source, details)
-    if missing:
-        names = ", ".join(sorted(LABELS.get(name, name) for name in missing))
+    names = blank_details(source, practice)
+    if names:
         raise PolicyTemplateError(
             f"The policy uses practice details that are blank: {names}. "
             "Set them with `portal practice set` first."

@@ -26,10 +26,9 @@ from portal.staff.models import StaffAccount
 from portal_policy.rendering import (  # type: ignore[import-untyped]
     PolicyTemplateError,
     RenderedPolicy,
-    missing_details,
     render_policy,
 )
-from portal_policy.service import LABELS, practice_details  # type: ignore[import-untyped]
+from portal_policy.service import blank_details, practice_details  # type: ignore[import-untyped]
 
 DEFAULT_FILE = "staff_policy.md"
 MAX_SOURCE = 100_000
@@ -119,9 +118,8 @@ def publish(
 ) -> StaffPolicyVersion:
     """Store a new immutable version; refuses blank practice details and an unchanged text."""
     rendered = render(source, practice)
-    missing = missing_details(source, practice_details(practice))
-    if missing:
-        names = ", ".join(sorted(LABELS.get(name, name) for name in missing))
+    names = blank_details(source, practice)
+    if names:
         raise StaffPolicyError(
             f"The policy uses practice details that are blank: {names}. Fill them in first.",
             "source",
