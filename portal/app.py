@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from portal import migrations
+from portal import changes, migrations
 from portal.api import routes as api_routes
 from portal.api.problems import ApiProblem, handle_problem
 from portal.db import make_engine
@@ -50,6 +50,9 @@ def build_runtime(settings: Settings) -> Runtime:
     """Everything the app and the command line share; opens no connection yet."""
     pm = get_plugin_manager(settings)
     pm.hook.portal_models()
+    changes.install(
+        [*changes.HOST_SOURCES, *(s for group in pm.hook.portal_change_sources() for s in group)]
+    )
     plugin_dirs = [d for group in pm.hook.portal_template_dirs() for d in group]
     templates = make_templates(plugin_dirs)
     return Runtime(
@@ -60,6 +63,7 @@ def build_runtime(settings: Settings) -> Runtime:
         templates=templates,
         tokens=Tokens(settings.key_list),
         mail=MailRenderer(templates.env),
+        api_sections=[s for group in pm.hook.portal_api_sections(settings=settings) for s in group],
     )
 
 

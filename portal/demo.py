@@ -22,7 +22,7 @@ from portal.app import create_app
 from portal.audit import Actor, RequestMeta
 from portal.db import transaction, utcnow
 from portal.mail_catcher import MailCatcher
-from portal.models import Client, Practice
+from portal.models import Client, Enrollment, Practice
 from portal.runtime import Runtime
 from portal.settings import demo_settings
 from portal.staff import accounts, attestations
@@ -76,10 +76,15 @@ def seed(rt: Runtime) -> None:
                 setup(db, rt.settings)
         attestations.publish_default_staff_policy(db, Actor("system", "demo"), utcnow())
         for name, email, steps_done in DEMO_CLIENTS:
-            _demo_client(db, rt, name, email, steps_done)
+            onboard_client(db, rt, name, email, steps_done)
 
 
-def _demo_client(db: Session, rt: Runtime, name: str, email: str, steps: int | None) -> None:
+def onboard_client(
+    db: Session, rt: Runtime, name: str, email: str, steps: int | None
+) -> Enrollment:
+    """Invite a client and fill their first `steps` steps (None: all) as a client would.
+
+    Used by the demo and by tests that need realistic records."""
     practice = db.get(Practice, 1)
     assert practice is not None
     # Invited two days ago; the steps are done now, after the demo policy was published.
@@ -95,7 +100,7 @@ def _demo_client(db: Session, rt: Runtime, name: str, email: str, steps: int | N
         now=invited_at,
     )
     if steps == 0:
-        return
+        return enrollment
     token = link.rsplit("/", 1)[-1]
     now = utcnow()
     invitations.accept_invitation(db, rt.services, token, RequestMeta("127.0.0.1", "demo"), now)
@@ -105,6 +110,7 @@ def _demo_client(db: Session, rt: Runtime, name: str, email: str, steps: int | N
     for spec in rt.wizard.steps[: steps if steps is not None else None]:
         spec.handler.demo_fill(ctx)
     rt.wizard.complete_if_done(ctx)
+    return enrollment
 
 
 def fresh_invitation(rt: Runtime) -> str:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from sqlmodel import Session, SQLModel
     from starlette.routing import BaseRoute
 
+    from portal.api.sections import ApiSection
+    from portal.changes import ChangeSource
     from portal.settings import Settings
     from portal.staff.board import BoardColumn, BoardFilter, BoardPanel, ClientSection
     from portal.steps import StepSpec
@@ -147,5 +149,27 @@ def portal_board_panels(settings: Settings) -> list[BoardPanel]:
 
     Arguments: ``settings``. Returns: a list of ``portal.staff.board.BoardPanel``, shown in
     ``order``; a panel whose ``context`` returns None is not shown. Not firstresult.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def portal_change_sources() -> list[ChangeSource]:
+    """Return the plugin's tables whose rows belong to a client, for incremental sync.
+
+    Every insert or update of such a row logs a change for its client in the same transaction
+    (``portal.changes``), which the API's change feed, FHIR ``_since`` and webhooks read.
+    Returns: a list of ``portal.changes.ChangeSource``. Not firstresult.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def portal_api_sections(settings: Settings) -> list[ApiSection]:
+    """Return sections of a client's record for the EHR-facing API (``/api/v1``, ``/fhir/r4``).
+
+    Arguments: ``settings``. Returns: a list of ``portal.api.sections.ApiSection``; each has a
+    JSON Schema for the OpenAPI document, a batch loader, the scope an API key needs to see it
+    and an optional FHIR mapping. Not firstresult.
     """
     raise NotImplementedError

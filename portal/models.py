@@ -41,6 +41,8 @@ class Client(SQLModel, table=True):
     full_name: str = Field(max_length=200)
     email: str = Field(max_length=254, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    # The EHR's own identifier for this client (medical record number), set by staff or the API.
+    mrn: str | None = Field(default=None, max_length=64, unique=True)
 
 
 class EnrollmentStatus(StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import pluggy
@@ -12,6 +12,7 @@ from sqlmodel import Session
 from starlette.requests import Request
 
 from portal import client_sessions
+from portal.api.sections import ApiSection
 from portal.audit import RequestMeta
 from portal.invitations import Services
 from portal.mail_templates import MailRenderer
@@ -33,6 +34,7 @@ class Runtime:
     templates: Jinja2Blocks
     tokens: Tokens
     mail: MailRenderer
+    api_sections: list[ApiSection] = field(default_factory=list)
     delivery: DeliveryLoop | None = None
     schema_checked: bool = False  # set once the schema was found current
 

@@ -115,3 +115,28 @@ def make_staff(
 def staff_sign_in(client: TestClient, email: str, password: str = STAFF_PASSWORD) -> Response:
     client.get("/staff/login")
     return post_form(client, "/staff/login", {"email": email, "password": password})
+
+
+def onboard(rt: Runtime, name: str = "Jordan Avery", email: str = "jordan@example.com",
+            steps: int | None = None) -> Enrollment:
+    """A client who filled their first `steps` steps (None: all) with realistic answers."""
+    from portal.demo import onboard_client
+
+    with transaction(rt.engine) as db:
+        return onboard_client(db, rt, name, email, steps)
+
+
+def api_key(rt: Runtime, *scopes: str, name: str = "Test EHR") -> str:
+    """A new API key with `scopes` (default: all); returns the secret to send as Bearer."""
+    from portal.api import keys
+
+    with transaction(rt.engine) as db:
+        _, secret = keys.create(
+            db,
+            name=name,
+            scopes=list(scopes) or [s.value for s in keys.Scope],
+            actor=Actor("cli", "test"),
+            meta=RequestMeta.none(),
+            now=utcnow(),
+        )
+    return secret

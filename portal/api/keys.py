@@ -23,12 +23,14 @@ class Scope(StrEnum):
     CLIENTS_READ = "clients:read"
     CONTACTS_READ = "contacts:read"
     EXPORT = "export"
+    IDENTIFIERS_WRITE = "identifiers:write"
 
 
 SCOPE_LABELS = {
     Scope.CLIENTS_READ: "Read clients and their consents",
     Scope.CONTACTS_READ: "Read contact preferences",
     Scope.EXPORT: "Bulk export",
+    Scope.IDENTIFIERS_WRITE: "Set the EHR's record number on a client",
 }
 
 PREFIX = "pk"

@@ -1,0 +1,151 @@
+"""A client's record as the API returns it: the host's fields, a status per onboarding step and
+the sections the plugins contribute (contact rules, acknowledgements, testimonial consent).
+
+Everything here works on a batch of clients, so a page of the list, one client and a bulk export
+share the same code and the same per-client cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from portal.api.sections import ApiSection, ClientRef
+from portal.audit import RequestMeta
+from portal.changes import ClientChange
+from portal.db import utcnow
+from portal.models import Client, Enrollment, EnrollmentStatus, Practice
+from portal.runtime import Runtime
+from portal.staff.models import StaffAccount
+
+
+def latest_enrollments(db: Session, client_ids: Sequence[str]) -> dict[str, Enrollment]:
+    """Each client's current journey: the newest one not cancelled, else the newest."""
+    if not client_ids:
+        return {}
+    rows = db.exec(
+        select(Enrollment)
+        .where(col(Enrollment.client_id).in_(client_ids))
+        .order_by(col(Enrollment.created_at), col(Enrollment.id))
+    )
+    chosen: dict[str, Enrollment] = {}
+    for enrollment in rows:
+        current = chosen.get(enrollment.client_id)
+        if (
+            current is None
+            or enrollment.status != EnrollmentStatus.CANCELLED
+            or current.status == EnrollmentStatus.CANCELLED
+        ):
+            chosen[enrollment.client_id] = enrollment
+    return chosen
+
+
+def visible_sections(sections: Iterable[ApiSection], scopes: Iterable[str]) -> list[ApiSection]:
+    allowed = set(scopes)
+    return [section for section in sections if section.scope in allowed]
+
+
+def load_sections(
+    db: Session,
+    sections: Sequence[ApiSection],
+    refs: Sequence[ClientRef],
+    *,
+    history: bool,
+) -> dict[str, dict[str, Any]]:
+    """client id -> {section key: value (None when the client has nothing there yet)}."""
+    values: dict[str, dict[str, Any]] = {ref.client_id: {} for ref in refs}
+    for section in sections:
+        loaded: Mapping[str, Any] = section.load(db, refs, history) if refs else {}
+        for ref in refs:
+            values[ref.client_id][section.key] = loaded.get(ref.client_id)
+    return values
+
+
+def last_changed(db: Session, client_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each client's record last changed (their newest change-log entry)."""
+    if not client_ids:
+        return {}
+    rows = db.exec(
+        select(ClientChange.client_id, func.max(ClientChange.changed_at))
+        .where(col(ClientChange.client_id).in_(client_ids))
+        .group_by(col(ClientChange.client_id))
+    )
+    return {client_id: at for client_id, at in rows if at is not None}
+
+
+def step_statuses(
+    rt: Runtime, db: Session, practice: Practice, client: Client, enrollment: Enrollment | None
+) -> list[dict[str, Any]]:
+    """Each onboarding step and whether this client has completed it (as of now)."""
+    if enrollment is None:
+        return [{"key": s.key, "title": s.title, "complete": False} for s in rt.wizard.steps]
+    ctx = rt.step_context(db, practice, client, enrollment, RequestMeta.none(), utcnow())
+    return [
+        {"key": item.spec.key, "title": item.spec.title, "complete": item.complete}
+        for item in rt.wizard.progress(ctx)
+    ]
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def enrollment_json(
+    enrollment: Enrollment | None, therapists: Mapping[str, StaffAccount]
+) -> dict[str, Any] | None:
+    if enrollment is None:
+        return None
+    therapist = therapists.get(enrollment.therapist_id or "")
+    return {
+        "id": enrollment.id,
+        "status": str(enrollment.status),
+        "invited_at": iso(enrollment.created_at),
+        "started_at": iso(enrollment.started_at),
+        "completed_at": iso(enrollment.completed_at),
+        "therapist": {"id": therapist.id, "name": therapist.name} if therapist else None,
+    }
+
+
+def client_records(
+    rt: Runtime,
+    db: Session,
+    clients: Sequence[Client],
+    scopes: Iterable[str],
+    *,
+    history: bool = False,
+) -> list[dict[str, Any]]:
+    """The API representation of `clients`, in the order given."""
+    ids = [client.id for client in clients]
+    enrollments = latest_enrollments(db, ids)
+    refs = [ClientRef(c.id, e.id if (e := enrollments.get(c.id)) else None) for c in clients]
+    sections = visible_sections(rt.api_sections, scopes)
+    values = load_sections(db, sections, refs, history=history)
+    changed = last_changed(db, ids)
+    therapist_ids = {e.therapist_id for e in enrollments.values() if e.therapist_id}
+    therapists = {
+        s.id: s
+        for s in db.exec(select(StaffAccount).where(col(StaffAccount.id).in_(therapist_ids)))
+    }
+    practice = db.get(Practice, 1)
+    records = []
+    for client in clients:
+        enrollment = enrollments.get(client.id)
+        record: dict[str, Any] = {
+            "id": client.id,
+            "mrn": client.mrn,
+            "name": client.full_name,
+            "email": client.email,
+            "created_at": iso(client.created_at),
+            "updated_at": iso(changed.get(client.id, client.created_at)),
+            "enrollment": enrollment_json(enrollment, therapists),
+            "steps": (
+                step_statuses(rt, db, practice, client, enrollment) if practice is not None else []
+            ),
+        }
+        record.update(values[client.id])
+        records.append(record)
+    return records
