@@ -50,7 +50,8 @@ def load_all_models() -> None:
     import portal.models
     import portal.outbox
     import portal.staff.attestations
-    import portal.staff.models  # noqa: F401
+    import portal.staff.models
+    import portal.webhooks.models  # noqa: F401
 
     pm = get_plugin_manager()
     pm.hook.portal_models()
