@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
@@ -53,12 +54,21 @@ class Settings(BaseSettings):
     max_form_bytes: int = 256 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024  # a scanned paper acknowledgement
     check_schema: bool = True
+    # The identifier system of the EHR's medical record numbers in FHIR Patient.identifier.
+    ehr_mrn_system: str = "urn:intake-portal:mrn"
 
     @field_validator("secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ehr_mrn_system")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:\S+", value):
+            raise ValueError("PORTAL_EHR_MRN_SYSTEM must be a URI, e.g. urn:oid:1.2.3.4")
         return value
 
     @model_validator(mode="after")

@@ -1,0 +1,148 @@
+"""portal/fhir/resources.py: Patient and Consent resources for a batch of clients."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from fhir_validation import validate
+from helpers import onboard, publish_default
+from sqlalchemy import event
+from sqlmodel import Session, select
+
+from portal.api.sections import ApiSection, ClientRef, FhirMapping
+from portal.db import transaction
+from portal.fhir import CLIENT_ID_SYSTEM, resources
+from portal.models import Client, Enrollment, EnrollmentStatus
+from portal.runtime import Runtime
+
+
+def _fake_load(db: Session, refs: Sequence[ClientRef], history: bool) -> dict[str, Any]:
+    return {ref.client_id: {"phone": "+12065550100", "history": history} for ref in refs}
+
+
+def _fake_telecom(value: Any) -> list[dict[str, Any]]:
+    return [{"system": "phone", "value": value["phone"], "rank": 1}]
+
+
+def _fake_consents(client_id: str, value: Any) -> list[dict[str, Any]]:
+    # Ids out of order on purpose: the builder sorts a client's Consents by id.
+    return [_consent(f"fake-{client_id}-b", client_id), _consent(f"fake-{client_id}-a", client_id)]
+
+
+def _consent(resource_id: str, client_id: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Consent",
+        "id": resource_id,
+        "meta": {"lastUpdated": "2026-01-02T03:04:05Z"},
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "urn:test", "code": "fake"}]}],
+        "patient": {"reference": f"Patient/{client_id}"},
+        "policyRule": {"text": "test"},
+    }
+
+
+FAKE_CONTACT = ApiSection(
+    key="fake_contact",
+    title="test",
+    scope="contacts:read",
+    schema={},
+    load=_fake_load,
+    fhir=FhirMapping(consents=_fake_consents, telecom=_fake_telecom, consent_prefix="fake"),
+)
+
+
+@pytest.fixture
+def fake_only(rt: Runtime) -> Runtime:
+    """The runtime with one throwaway section in place of the plugins' own."""
+    rt.api_sections = [FAKE_CONTACT]
+    return rt
+
+
+def _clients(rt: Runtime) -> list[Client]:
+    with transaction(rt.engine, read_only=True) as db:
+        return list(db.exec(select(Client).order_by(Client.id)))
+
+
+def test_patient_fields(fake_only: Runtime) -> None:
+    rt = fake_only
+    publish_default(rt)
+    onboard(rt, "Jordan Avery", "jordan@example.com")
+    onboard(rt, "Sam Lee", "sam@example.com")
+    with transaction(rt.engine) as db:
+        sam = db.exec(select(Client).where(Client.email == "sam@example.com")).one()
+        sam.mrn = "MRN-77"
+        db.add(sam)
+        for enrollment in db.exec(select(Enrollment).where(Enrollment.client_id == sam.id)):
+            enrollment.status = EnrollmentStatus.CANCELLED
+            db.add(enrollment)
+    clients = _clients(rt)
+    with transaction(rt.engine, read_only=True) as db:
+        built = resources.patients(rt, db, clients, ["clients:read", "contacts:read"])
+        without_contacts = resources.patients(rt, db, clients, ["clients:read"])
+    assert [p["id"] for p in built] == [c.id for c in clients]
+    by_name = {p["name"][0]["text"]: p for p in built}
+    jordan, sam_patient = by_name["Jordan Avery"], by_name["Sam Lee"]
+    assert jordan["active"] is True and sam_patient["active"] is False
+    assert jordan["identifier"] == [
+        {"use": "usual", "system": CLIENT_ID_SYSTEM, "value": jordan["id"]}
+    ]
+    assert sam_patient["identifier"][1]["system"] == "urn:intake-portal:mrn"
+    assert sam_patient["identifier"][1]["value"] == "MRN-77"
+    assert jordan["telecom"] == [{"system": "phone", "value": "+12065550100", "rank": 1}]
+    assert all("telecom" not in p for p in without_contacts)
+    for patient in [*built, *without_contacts]:
+        validate(patient)
+        assert patient["meta"]["lastUpdated"].endswith("Z")
+
+
+def test_consents_are_sorted_per_client_and_scoped(fake_only: Runtime) -> None:
+    rt = fake_only
+    publish_default(rt)
+    onboard(rt, "Jordan Avery", "jordan@example.com")
+    onboard(rt, "Sam Lee", "sam@example.com")
+    clients = _clients(rt)
+    with transaction(rt.engine, read_only=True) as db:
+        built = resources.consents(rt, db, clients, ["clients:read", "contacts:read"])
+        hidden = resources.consents(rt, db, clients, ["clients:read"])
+    assert [c["id"] for c in built] == [
+        f"fake-{client.id}-{suffix}" for client in clients for suffix in "ab"
+    ]
+    assert hidden == []
+    for consent in built:
+        validate(consent)
+
+
+def test_one_query_set_per_batch(fake_only: Runtime) -> None:
+    """The cost of a batch does not depend on how many clients are in it."""
+    rt = fake_only
+    publish_default(rt)
+    for n in range(6):
+        onboard(rt, f"Client {n}", f"c{n}@example.com")
+    clients = _clients(rt)
+
+    def statements(batch: list[Client]) -> int:
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            seen.append(args[2])
+
+        event.listen(rt.engine, "before_cursor_execute", count)
+        try:
+            with transaction(rt.engine, read_only=True) as db:
+                resources.patients(rt, db, batch, ["clients:read", "contacts:read"])
+                resources.consents(rt, db, batch, ["clients:read", "contacts:read"])
+        finally:
+            event.remove(rt.engine, "before_cursor_execute", count)
+        return len(seen)
+
+    assert statements(clients[:1]) == statements(clients)
