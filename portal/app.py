@@ -23,6 +23,7 @@ from portal.db import make_engine
 from portal.mail_templates import MailRenderer
 from portal.mailer import DeliveryLoop
 from portal.middleware.access_log import AccessLogMiddleware
+from portal.middleware.api_rate_limit import ApiRateLimitMiddleware
 from portal.middleware.csrf import CSRFMiddleware
 from portal.middleware.security_headers import SecurityHeadersMiddleware
 from portal.plugins import collect_steps, get_plugin_manager
@@ -106,6 +107,7 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
         middleware=[
             Middleware(AccessLogMiddleware),
             Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
+            Middleware(ApiRateLimitMiddleware, per_minute=settings.api_rate_per_minute),
             Middleware(
                 CSRFMiddleware,
                 secure=settings.secure_cookies,
@@ -131,6 +133,8 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
 
 async def not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
+    if request.url.path.startswith("/api/"):
+        return api_routes.not_found_problem(request, status)
     return render(request, "errors/not_found.html", {}, status_code=status)
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # `portal serve` delivers mail in-process unless a separate `portal mail-worker` is run.
     mail_in_process: bool = True
     mail_backoff_seconds: float = 30.0
+    # Webhooks are delivered by the same process as mail (see mail_in_process).
+    webhook_backoff_seconds: float = Field(default=30.0, ge=0)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
 
     invitation_days: int = 14
     resume_days: int = 30
@@ -54,8 +57,16 @@ class Settings(BaseSettings):
     max_form_bytes: int = 256 * 1024
     max_upload_bytes: int = 10 * 1024 * 1024  # a scanned paper acknowledgement
     check_schema: bool = True
+    # FHIR Bulk Data export: where the NDJSON files go (default: an `exports` folder next to the
+    # SQLite database, else in the working directory), how long a finished export stays
+    # downloadable, and whether `portal serve` runs exports itself (else `portal export-worker`).
+    export_dir: Path | None = None
+    export_hours: int = Field(default=24, ge=1)
+    export_in_process: bool = True
     # The identifier system of the EHR's medical record numbers in FHIR Patient.identifier.
     ehr_mrn_system: str = "urn:intake-portal:mrn"
+    # Requests per minute each API key may make to /api/v1 and /fhir/r4 (per app process).
+    api_rate_per_minute: int = Field(default=600, ge=1)
 
     @field_validator("secret_keys", mode="before")
     @classmethod
@@ -105,6 +116,15 @@ class Settings(BaseSettings):
 
     def public_url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
+
+    @property
+    def export_path(self) -> Path:
+        if self.export_dir is not None:
+            return self.export_dir
+        database = self.database_url.partition("///")[2] if self.is_sqlite else ""
+        if database and "?" not in database and database != ":memory:":
+            return Path(database).parent / "exports"
+        return Path("exports")
 
 
 def demo_settings(folder: Path, **overrides: object) -> Settings:

@@ -9,7 +9,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from portal import audit
+from portal.api import clients, feed
 from portal.api.auth import api_meta, authenticate
+from portal.api.problems import ApiProblem, problem_response
 from portal.audit import Actor
 from portal.db import transaction
 from portal.runtime import runtime
@@ -31,4 +33,21 @@ async def whoami(request: Request) -> Response:
     return JSONResponse({"name": key.name, "scopes": key.scopes})
 
 
-routes: list[BaseRoute] = [Route(f"{PREFIX}/whoami", whoami, methods=["GET"])]
+def not_found_problem(request: Request, status: int) -> Response:
+    """The app's 404/405 answer for paths under /api/: problem+json, not the HTML page."""
+    if status == 405:
+        problem = ApiProblem(405, "Method Not Allowed", f"{request.method} is not allowed here.")
+    else:
+        problem = ApiProblem(
+            404, "Not Found", "There is no such endpoint; see /api/v1/openapi.json."
+        )
+    return problem_response(problem)
+
+
+routes: list[BaseRoute] = [
+    Route(f"{PREFIX}/whoami", whoami, methods=["GET"]),
+    Route(f"{PREFIX}/clients", clients.list_clients, methods=["GET"]),
+    Route(f"{PREFIX}/clients/{{client_id}}", clients.get_client, methods=["GET"]),
+    Route(f"{PREFIX}/clients/{{client_id}}/mrn", clients.put_mrn, methods=["PUT"]),
+    Route(f"{PREFIX}/changes", feed.list_changes, methods=["GET"]),
+]
