@@ -16,7 +16,7 @@ from portal.audit import Actor, AuditEvent
 from portal.db import transaction, utcnow
 from portal.models import Client, Enrollment, Practice
 from portal.runtime import Runtime, request_meta, runtime
-from portal.staff import invitation_section
+from portal.staff import invitation_section, mrn_section
 from portal.staff.access import Permission, can, require
 from portal.staff.board import (
     STATUSES,
@@ -50,7 +50,8 @@ def board_panels(rt: Runtime) -> list[BoardPanel]:
 
 def sections(rt: Runtime) -> list[ClientSection]:
     found = [s for group in rt.pm.hook.portal_client_sections(settings=rt.settings) for s in group]
-    return sorted([*found, invitation_section.SECTION], key=lambda s: s.order)
+    built_in = [invitation_section.SECTION, mrn_section.SECTION]
+    return sorted([*found, *built_in], key=lambda s: s.order)
 
 
 async def board(request: Request) -> Response:
@@ -99,6 +100,14 @@ async def board(request: Request) -> Response:
 async def client_page(request: Request) -> Response:
     rt = runtime(request)
     me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.VIEW_CLIENTS)
+    return await render_client_page(request, me)
+
+
+async def render_client_page(
+    request: Request, me: StaffAccount, extra: dict[str, Any] | None = None, status_code: int = 200
+) -> Response:
+    """The client's page; `extra` reaches every section (a form's errors and entries)."""
+    rt = runtime(request)
     enrollment_id = request.path_params["enrollment_id"][:32]
     secs = sections(rt)
 
@@ -139,6 +148,7 @@ async def client_page(request: Request) -> Response:
     context.update(
         me=me, statuses=STATUSES, permissions={p.value for p in Permission if can(me, p)}
     )
+    context.update(extra or {})
     # Each section renders with the page's context plus what its own loader returned.
     env = rt.templates.env
     base = {
@@ -149,7 +159,7 @@ async def client_page(request: Request) -> Response:
     for shown in context["sections"]:
         template = env.get_template(shown["section"].template)
         shown["html"] = Markup(template.render({**base, **shown}))  # noqa: S704 (autoescaped)
-    return render(request, "staff/client.html", context)
+    return render(request, "staff/client.html", context, status_code=status_code)
 
 
 def therapists(db: Session) -> dict[str, str]:
