@@ -42,6 +42,7 @@ from portal.settings import Settings
 from portal.staff.access import Forbidden, NotSignedIn, SecondFactorRequired
 from portal.templating import make_templates, render
 from portal.tokens import Tokens
+from portal.webhooks.delivery import WebhookLoop
 from portal.wizard import Wizard
 
 log = logging.getLogger("portal")
@@ -91,15 +92,21 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
             migrations.check_current(settings, rt.engine)
             rt.schema_checked = True
         task = None
+        hooks = hooks_task = None
         if settings.mail_in_process:
             rt.delivery = DeliveryLoop(rt.engine, settings)
             task = asyncio.create_task(rt.delivery.run())
+            hooks = WebhookLoop(rt.engine, settings)
+            hooks_task = asyncio.create_task(hooks.run())
         try:
             yield
         finally:
             if rt.delivery is not None and task is not None:
                 rt.delivery.stop()
                 await task
+            if hooks is not None and hooks_task is not None:
+                hooks.stop()
+                await hooks_task
             rt.engine.dispose()
 
     app = Starlette(

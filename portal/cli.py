@@ -15,6 +15,7 @@ from portal.db import make_engine, transaction, utcnow
 from portal.mailer import DeliveryLoop, deliver_due
 from portal.models import Practice
 from portal.validation import clean_email, clean_name
+from portal.webhooks import delivery as webhook_delivery
 
 
 @click.group()
@@ -93,17 +94,26 @@ def invite(email: str, name: str) -> None:
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 def mail_worker(once: bool, interval: float) -> None:
-    """Deliver queued mail from a separate process (set PORTAL_MAIL_IN_PROCESS=false on serve)."""
+    """Deliver queued mail and webhooks from a separate process (set
+    PORTAL_MAIL_IN_PROCESS=false on serve)."""
     rt = open_runtime()
     if once:
         sent, failed = asyncio.run(deliver_due(rt.engine, rt.settings))
         click.echo(f"Sent {sent}, failed {failed}.")
+        delivered, missed = asyncio.run(webhook_delivery.deliver_once(rt.engine, rt.settings))
+        click.echo(f"Webhook batches delivered {delivered}, failed {missed}.")
         return
     loop = DeliveryLoop(rt.engine, rt.settings, interval=interval)
+    hooks = webhook_delivery.WebhookLoop(rt.engine, rt.settings, interval=interval)
+
+    async def run_both() -> None:
+        await asyncio.gather(loop.run(), hooks.run())
+
     try:
-        asyncio.run(loop.run())
+        asyncio.run(run_both())
     except KeyboardInterrupt:
         loop.stop()
+        hooks.stop()
 
 
 @cli.group()
@@ -138,12 +148,14 @@ def practice_set(**values: str | None) -> None:
 def _add_plugin_commands() -> None:
     from portal.cli_api import api_key
     from portal.cli_staff import staff
+    from portal.cli_webhooks import webhook
     from portal.demo import demo
     from portal.plugins import get_plugin_manager
 
     cli.add_command(demo)
     cli.add_command(staff)
     cli.add_command(api_key)
+    cli.add_command(webhook)
     for group in get_plugin_manager().hook.portal_commands():
         for command in group:
             cli.add_command(command)
