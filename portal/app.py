@@ -20,6 +20,8 @@ from portal import changes, migrations
 from portal.api import routes as api_routes
 from portal.api.problems import ApiProblem, handle_problem
 from portal.db import make_engine
+from portal.fhir import outcome as fhir_outcome
+from portal.fhir import routes as fhir_routes
 from portal.mail_templates import MailRenderer
 from portal.mailer import DeliveryLoop
 from portal.middleware.access_log import AccessLogMiddleware
@@ -81,6 +83,7 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
         *staff_actions.routes,
         *staff_admin.routes,
         *api_routes.routes,
+        *fhir_routes.routes,
         *onboarding.routes,
         *public.routes,
         Mount("/static", StaticFiles(directory=static_dir()), name="static"),
@@ -130,6 +133,7 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
             Forbidden: staff_forbidden,
             SecondFactorRequired: staff_second_factor,
             ApiProblem: handle_problem,
+            fhir_outcome.FhirError: fhir_outcome.handle_fhir_error,
         },
         lifespan=lifespan,
     )
@@ -142,6 +146,8 @@ async def not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     if request.url.path.startswith("/api/"):
         return api_routes.not_found_problem(request, status)
+    if fhir_outcome.is_fhir_path(request.url.path):
+        return fhir_outcome.unmatched(request, exc)
     return render(request, "errors/not_found.html", {}, status_code=status)
 
 
@@ -161,4 +167,6 @@ async def staff_second_factor(request: Request, exc: Exception) -> Response:
 async def server_error(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log (no request data in it); the person sees a calm page.
     log.error("unhandled error on %s %s", request.method, request.url.path.split("/")[1])
+    if fhir_outcome.is_fhir_path(request.url.path):
+        return await fhir_outcome.handle_fhir_error(request, exc)
     return render(request, "errors/server_error.html", {}, status_code=500)

@@ -1,0 +1,46 @@
+"""Which key is calling /fhir/r4 and what it may read: the API's keys, FHIR's error form."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+
+from portal import audit
+from portal.api.auth import CHALLENGE, api_meta, authenticate
+from portal.api.keys import ApiKey, Scope
+from portal.api.problems import ApiProblem
+from portal.audit import Actor
+from portal.db import transaction
+from portal.fhir.outcome import FhirError
+
+
+def authorize(engine: Engine, request: Request, scope: Scope) -> ApiKey:
+    """The live key calling, holding `scope`; else FhirError 401 / 403 (429 passes through)."""
+    try:
+        return authenticate(engine, request, scope)
+    except ApiProblem as problem:
+        raise FhirError.from_problem(problem) from None
+
+
+def require_scope(engine: Engine, request: Request, key: ApiKey, scope: str) -> None:
+    """A second scope some resources need (contact preferences: contacts:read). Refusals are
+    audited like authenticate's own."""
+    if scope in key.scopes:
+        return
+    with transaction(engine) as db:
+        audit.record(
+            db,
+            Actor("api", key.name),
+            "api.forbidden",
+            "api_key",
+            key.id,
+            api_meta(request),
+            path=request.url.path[:200],
+            scope=scope,
+        )
+    challenge = f'{CHALLENGE["WWW-Authenticate"]}, error="insufficient_scope", scope="{scope}"'
+    raise FhirError(
+        403,
+        f"This API key lacks the scope {scope!r}, which this resource needs.",
+        headers={"WWW-Authenticate": challenge},
+    )
