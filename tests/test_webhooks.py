@@ -10,10 +10,12 @@ import re
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -505,3 +507,27 @@ def test_the_app_delivers_webhooks_when_it_delivers_mail(
         assert receiver.arrived.wait(timeout=10)
     app.state.runtime.engine.dispose()
     assert client_ids(receiver.requests[0]) == [client_id]
+
+
+def readme_verify() -> Callable[[str, str, bytes], bool]:
+    """The receiver-side check exactly as the README shows it."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    match = re.search(r"```python\n(import hashlib\n.*?def verify\(.*?)```", readme, re.S)
+    assert match, "the README's webhook verification snippet is missing"
+    namespace: dict[str, Any] = {}
+    exec(match.group(1), namespace)  # noqa: S102 - our own README
+    return namespace["verify"]  # type: ignore[no-any-return]
+
+
+def test_the_readme_snippet_verifies_a_real_delivery(rt: Runtime, receiver: Receiver) -> None:
+    verify = readme_verify()
+    _, secret = add_endpoint(rt, receiver.url)
+    new_client(rt, 1)
+    assert deliver(rt, utcnow()) == (1, 0)
+    [request] = receiver.requests
+    header = request.headers[signing.HEADER]
+    assert verify(secret, header, request.body)
+    assert not verify(secret, header, request.body.replace(b"clients", b"client5"))
+    assert not verify("whsec_" + "x" * 43, header, request.body)
+    stale = signing.header_value([secret], int(utcnow().timestamp()) - 301, request.body)
+    assert not verify(secret, stale, request.body)  # a replay
