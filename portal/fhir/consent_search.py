@@ -22,6 +22,9 @@ from portal.fhir.patient_search import changed_within
 from portal.models import Client
 from portal.runtime import Runtime
 
+# Clients per batch: the first batch guesses from the page size (clients usually hold several
+# Consents); each further batch doubles, up to MAX_BATCH.
+FIRST_BATCH = 10
 MAX_BATCH = 500
 
 STATUSES = ("draft", "proposed", "active", "rejected", "inactive", "entered-in-error")
@@ -67,7 +70,7 @@ def search(
     # bound are the only candidates. The upper bound is applied to each Consent below.
     base = base.where(*changed_within(Window(lower=query.last_updated.lower)))
     found: list[tuple[str, dict[str, Any]]] = []
-    batch = min(MAX_BATCH, max(10, count // 3 + 1))  # clients usually hold several Consents
+    batch = min(MAX_BATCH, max(FIRST_BATCH, count // 3 + 1))
     start = after[0] if after else None
     first = True
     while len(found) <= count:
