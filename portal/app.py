@@ -22,6 +22,8 @@ from portal.api.problems import ApiProblem, handle_problem
 from portal.db import make_engine
 from portal.fhir import outcome as fhir_outcome
 from portal.fhir import routes as fhir_routes
+from portal.fhir.bulk import routes as bulk_routes
+from portal.fhir.bulk.worker import ExportLoop
 from portal.mail_templates import MailRenderer
 from portal.mailer import DeliveryLoop
 from portal.middleware.access_log import AccessLogMiddleware
@@ -77,6 +79,8 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
     routes: list[BaseRoute] = [
         *plugin_routes,
         *(extra_routes or []),
+        # Before the FHIR facade's routes: its Patient/{id} would take "Patient/$export".
+        *bulk_routes.routes,
         *links.routes,
         *staff_auth.routes,
         *staff_clients.routes,
@@ -101,9 +105,16 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
             task = asyncio.create_task(rt.delivery.run())
             hooks = WebhookLoop(rt.engine, settings)
             hooks_task = asyncio.create_task(hooks.run())
+        exports = exports_task = None
+        if settings.export_in_process:
+            exports = app.state.export_loop = ExportLoop(rt)
+            exports_task = asyncio.create_task(exports.run())
         try:
             yield
         finally:
+            if exports is not None and exports_task is not None:
+                exports.stop()  # a running export stops after its batch and is requeued
+                await exports_task
             if rt.delivery is not None and task is not None:
                 rt.delivery.stop()
                 await task

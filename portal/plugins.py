@@ -47,6 +47,7 @@ def load_all_models() -> None:
     import portal.api.keys
     import portal.audit
     import portal.changes
+    import portal.fhir.bulk.models
     import portal.models
     import portal.outbox
     import portal.staff.attestations
