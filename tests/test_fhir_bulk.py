@@ -428,6 +428,11 @@ def test_a_failed_export_answers_500_with_an_outcome(
     assert "Jordan" not in response.text
     job_id = location.rsplit("/", 1)[1]
     assert list(rt.settings.export_path.glob(f"{job_id}*")) == []
+    # A failure is reported for as long as a finished export would be kept, then forgotten.
+    root, hours = rt.settings.export_path, rt.settings.export_hours
+    assert jobs.expire(rt.engine, root, hours, now=utcnow() + timedelta(hours=hours - 1)) == 0
+    assert jobs.expire(rt.engine, root, hours, now=utcnow() + timedelta(hours=hours + 1)) == 1
+    assert_outcome(client.get(location, headers=headers(secret)), 404)
 
 
 def test_a_stopping_worker_hands_the_job_back(rt: Runtime, population: list[str]) -> None:
@@ -482,7 +487,7 @@ def test_expired_exports_lose_their_files_but_keep_their_since(
     manifest = finished(client, secret, location)
     job_id = location.rsplit("/", 1)[1]
     later = utcnow() + timedelta(hours=rt.settings.export_hours, minutes=1)
-    assert jobs.expire(rt.engine, rt.settings.export_path, now=later) == 1
+    assert jobs.expire(rt.engine, rt.settings.export_path, 24, now=later) == 1
     assert not storage.job_dir(rt.settings.export_path, job_id).exists()
     assert_outcome(client.get(location, headers=headers(secret)), 404)
     assert_outcome(client.get(manifest["output"][0]["url"], headers=headers(secret)), 404)

@@ -177,15 +177,25 @@ def cancel(engine: Engine, job_id: str) -> bool:
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def expire(engine: Engine, root: Path, now: datetime | None = None) -> int:
-    """Delete the files of exports past their lifetime; the rows stay (for `_since`)."""
+def expire(engine: Engine, root: Path, hours: int, now: datetime | None = None) -> int:
+    """Delete the files of exports past their lifetime and forget failures as old; the rows
+    stay (for `_since`), their status URLs answer 404 from now on."""
     now = now or utcnow()
     with transaction(engine) as db:
         ids = list(
             db.exec(
-                select(ExportJob.id)
-                .where(col(ExportJob.status) == JobStatus.COMPLETE)
-                .where(col(ExportJob.expires_at) < now)
+                select(ExportJob.id).where(
+                    or_(
+                        and_(
+                            col(ExportJob.status) == JobStatus.COMPLETE,
+                            col(ExportJob.expires_at) < now,
+                        ),
+                        and_(
+                            col(ExportJob.status) == JobStatus.FAILED,
+                            col(ExportJob.finished_at) < now - timedelta(hours=hours),
+                        ),
+                    )
+                )
             )
         )
         if ids:

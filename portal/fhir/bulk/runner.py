@@ -52,12 +52,10 @@ def run(
     done = 0
     after = ""
     with storage.NdjsonWriter(staging) as writer:
-        while True:
-            if should_stop():
-                raise Interrupted(job.id)
+        while not should_stop():
             with transaction(rt.engine, read_only=True) as db:
                 clients = selection.batch(db, after, start, batch_size)
-                for resource_type in job.types:
+                for resource_type in job.types if clients else []:
                     writer.write(
                         resource_type, BUILDERS[resource_type](rt, db, clients, job.scopes)
                     )
@@ -65,8 +63,10 @@ def run(
                 break
             after = clients[-1].id
             done += len(clients)
-            del clients
+            del clients  # nothing of this batch survives into the next
             jobs.progress(rt.engine, job, done, total)
+        else:
+            raise Interrupted(job.id)
         notice = withheld_notice(rt.api_sections, job.scopes)
         if notice is not None:
             writer.write(ERROR_TYPE, [notice])

@@ -22,7 +22,8 @@ log = logging.getLogger("portal.export")
 async def run_due(rt: Runtime, should_stop: asyncio.Event | None = None) -> int:
     """Expire old exports, then run pending jobs until none is left. Returns how many ran."""
     stopping = should_stop or asyncio.Event()
-    await run_in_threadpool(jobs.expire, rt.engine, rt.settings.export_path)
+    settings = rt.settings
+    await run_in_threadpool(jobs.expire, rt.engine, settings.export_path, settings.export_hours)
     ran = 0
     while not stopping.is_set():
         job = await run_in_threadpool(jobs.claim, rt.engine)
