@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fhir_http import FHIR_JSON, diagnostics, fhir_get, outcome_of
 from fhir_validation import validate
+from helpers import api_key
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from starlette.testclient import TestClient
+
+from portal.app import create_app
+from portal.settings import Settings
 
 
 def test_capability_statement_tells_the_truth(client: TestClient) -> None:
@@ -74,3 +81,31 @@ def test_unknown_paths_and_methods_answer_in_fhir(client: TestClient) -> None:
     assert "read-only" in diagnostics(response, 405)
     assert "GET" in response.headers["allow"]
     outcome_of(client.delete("/fhir/r4/metadata"), 405)
+
+
+def test_server_error_is_an_operation_outcome(settings: Settings) -> None:
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    app = create_app(settings, extra_routes=[Route("/fhir/r4/boom", boom)])
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        outcome = outcome_of(test_client.get("/fhir/r4/boom"), 500)
+    assert outcome["issue"][0]["code"] == "exception"
+    app.state.runtime.engine.dispose()
+
+
+def test_rate_limit_passes_through_as_an_operation_outcome(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"api_rate_per_minute": 2}))
+    key = api_key(app.state.runtime, "clients:read")
+    with TestClient(app) as test_client:
+        statuses = [fhir_get(test_client, "/fhir/r4/Patient", key).status_code for _ in range(2)]
+        throttled = fhir_get(test_client, "/fhir/r4/Patient", key)
+        # metadata needs no key and is never throttled
+        assert fhir_get(test_client, "/fhir/r4/metadata", None).status_code == 200
+    assert statuses == [200, 200]
+    assert throttled.status_code == 429
+    assert throttled.headers["retry-after"].isdigit()
+    body = throttled.json()
+    validate(body)
+    assert body["issue"][0]["code"] == "throttled"
+    app.state.runtime.engine.dispose()

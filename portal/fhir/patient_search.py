@@ -50,20 +50,22 @@ def search(
 def changed_within(window: Window) -> list[Any]:
     """SQL conditions: the client's latest change (their Patient's lastUpdated) is in `window`.
 
-    "Latest change >= lower" is "some change >= lower"; "latest change < upper" is "no change
-    >= upper". Both are index lookups in the change log, no aggregate over it."""
-    conditions = []
+    "Latest change >= lower" is "some change >= lower": an uncorrelated IN, one range scan of
+    the change log's time index per query. (A correlated EXISTS probes the log once per client
+    scanned: 57 ms instead of 0.2 ms for a page of a selective search over 100,000 clients on
+    SQLite.) "Latest change < upper" is "no change >= upper": NOT EXISTS, an anti-join on
+    PostgreSQL, where NOT IN over a large set can fall back to rescanning it per row."""
+    conditions: list[Any] = []
     if window.lower is not None:
-        conditions.append(_changed_since(window.lower))
+        changed = select(ClientChange.client_id).where(col(ClientChange.changed_at) >= window.lower)
+        conditions.append(col(Client.id).in_(changed))
     if window.upper is not None:
-        conditions.append(~_changed_since(window.upper))
+        later = exists().where(
+            col(ClientChange.client_id) == col(Client.id),
+            col(ClientChange.changed_at) >= window.upper,
+        )
+        conditions.append(~later)
     return conditions
-
-
-def _changed_since(moment: Any) -> Any:
-    return exists().where(
-        col(ClientChange.client_id) == col(Client.id), col(ClientChange.changed_at) >= moment
-    )
 
 
 def _identifier(rt: Runtime, token: Token) -> Any:
