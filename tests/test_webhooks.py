@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from helpers import invite
 from sqlmodel import col, select
 from starlette.testclient import TestClient
 
+from portal import changes
 from portal import cli as cli_module
 from portal.app import create_app
 from portal.audit import Actor, AuditEvent, RequestMeta
-from portal.changes import Position
+from portal.changes import ClientChange, Position
 from portal.cli_support import open_runtime
 from portal.db import transaction, utcnow
 from portal.runtime import Runtime
@@ -99,8 +101,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def settled(rt: Runtime, timeout: float = 30.0) -> None:
+    """Wait until every committed change is below the safe horizon.
+
+    On PostgreSQL the horizon waits for every transaction running on the server, other test
+    sessions' included, so it may lag behind for a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with transaction(rt.engine, read_only=True) as db:
+            newest = col(ClientChange.txid).desc(), col(ClientChange.seq).desc()
+            last = db.exec(select(ClientChange).order_by(*newest).limit(1)).first()
+            if last is None or changes.position_of(last) == changes.head(db):
+                return
+        assert time.monotonic() < deadline, "the change log's horizon did not move"
+        time.sleep(0.05)
+
+
 def add_endpoint(rt: Runtime, url: str, name: str = "Acme EHR") -> tuple[str, str]:
-    """A new endpoint; returns (id, secret)."""
+    """A new endpoint (starting after every change so far); returns (id, secret)."""
+    settled(rt)
     with transaction(rt.engine) as db:
         endpoint, secret = admin.create(
             db, url=url, name=name, actor=Actor("cli", "test"), meta=RequestMeta.none(),
@@ -117,6 +136,7 @@ def endpoint(rt: Runtime, endpoint_id: str) -> WebhookEndpoint:
 
 
 def deliver(rt: Runtime, now: datetime) -> tuple[int, int]:
+    settled(rt)
     return asyncio.run(delivery.deliver_once(rt.engine, rt.settings, now))
 
 
@@ -294,6 +314,7 @@ def test_a_disabled_endpoint_gets_nothing(rt: Runtime, receiver: Receiver) -> No
 def test_a_leased_endpoint_is_not_claimed_twice(rt: Runtime, receiver: Receiver) -> None:
     endpoint_id, _ = add_endpoint(rt, receiver.url)
     new_client(rt, 1)
+    settled(rt)
     now = utcnow()
     assert delivery.due_with_work(rt.engine, now) == [endpoint_id]
     assert [e.id for e in delivery.claim(rt.engine, [endpoint_id], now)] == [endpoint_id]
@@ -306,6 +327,7 @@ def test_a_leased_endpoint_is_not_claimed_twice(rt: Runtime, receiver: Receiver)
 def test_a_stale_worker_cannot_move_the_cursor(rt: Runtime, receiver: Receiver) -> None:
     endpoint_id, _ = add_endpoint(rt, receiver.url)
     new_client(rt, 1)
+    settled(rt)
     stale = endpoint(rt, endpoint_id)
     batch = delivery.payload.build(endpoint_id, delivery.pending(rt.engine, stale))
     assert deliver(rt, utcnow()) == (1, 0)
@@ -460,6 +482,7 @@ def test_cli_add_list_remove_and_rotate(run, rt: Runtime, receiver: Receiver) ->
     assert "nothing delivered yet" in listed.output and secret not in listed.output
 
     new_client(rt, 1)
+    settled(rt)
     worker = run("mail-worker", "--once")
     assert worker.exit_code == 0 and "Webhook batches delivered 1" in worker.output
     [request] = receiver.requests
@@ -476,6 +499,7 @@ def test_cli_add_list_remove_and_rotate(run, rt: Runtime, receiver: Receiver) ->
     assert "disabled" in run("webhook", "list").output
     assert "was disabled" in run("webhook", "remove", "Acme EHR").output
     new_client(rt, 2)
+    settled(rt)
     run("mail-worker", "--once")
     assert len(receiver.requests) == 1  # a disabled endpoint gets nothing more
 
@@ -502,6 +526,7 @@ def test_the_app_delivers_webhooks_when_it_delivers_mail(
 ) -> None:
     add_endpoint(rt, receiver.url)
     client_id = new_client(rt, 1)
+    settled(rt)
     app = create_app(settings.model_copy(update={"mail_in_process": True}))
     with TestClient(app):  # the lifespan's first pass runs at once
         assert receiver.arrived.wait(timeout=10)

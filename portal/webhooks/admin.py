@@ -97,8 +97,9 @@ def create(
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (returned so it can be shown once).
 
-    Delivery starts after the newest change: the receiver syncs what came before through
-    /api/v1/changes, then the webhook tells it about every change that follows."""
+    Delivery starts at the head of the change log (a change still committing comes in the first
+    delivery, never lost): the receiver pulls what came before through the API, then the
+    webhook tells it about every change that follows."""
     clean_link = clean_url(url, allow_any_http=allow_any_http)
     clean = clean_name(name, clean_link)
     if by_name(db, clean) is not None:
