@@ -33,10 +33,11 @@ def upgrade() -> None:
     op.create_index("ix_client_change_position", "client_change", ["txid", "seq"])
     op.create_index("ix_client_change_changed_at", "client_change", ["changed_at"])
     op.create_index("ix_client_change_client_id", "client_change", ["client_id"])
-    # Clients from before the log: one change each, so a sync from the start sees them all.
+    # Clients from before the log: one change each, so a sync from the start sees them all,
+    # stamped now (not at creation) so a time-based query ("changed since ...") errs inclusive.
     op.execute(
         "INSERT INTO client_change (txid, client_id, changed_at, tables) "
-        "SELECT 0, id, created_at, 'client' FROM client"
+        "SELECT 0, id, CURRENT_TIMESTAMP, 'client' FROM client"
     )
     with op.batch_alter_table("client") as batch:
         batch.add_column(sa.Column("mrn", sa.String(length=64), nullable=True))
