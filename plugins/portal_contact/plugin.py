@@ -6,11 +6,13 @@ from pathlib import Path
 
 from sqlmodel import SQLModel
 
+from portal.api.sections import ApiSection
+from portal.changes import ChangeSource, by_client_id
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
 from portal.staff.board import BoardColumn, ClientSection
 from portal.steps import StepSpec
-from portal_contact import staff_view
+from portal_contact import api_section, staff_view
 from portal_contact.models import ContactPreference
 from portal_contact.step import ContactStep
 
@@ -59,3 +61,13 @@ def portal_client_sections(settings: Settings) -> list[ClientSection]:
             staff_view.client_section,
         )
     ]
+
+
+@hookimpl
+def portal_change_sources() -> list[ChangeSource]:
+    return [ChangeSource(ContactPreference, by_client_id)]
+
+
+@hookimpl
+def portal_api_sections(settings: Settings) -> list[ApiSection]:
+    return [api_section.section(settings)]

@@ -10,6 +10,7 @@ from sqlmodel import Session, SQLModel
 from starlette.routing import BaseRoute
 
 from portal.audit import Actor, RequestMeta
+from portal.changes import ChangeSource, by_enrollment
 from portal.db import utcnow
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
@@ -87,3 +88,10 @@ def portal_board_filters(settings: Settings) -> list[BoardFilter]:
 @hookimpl
 def portal_board_panels(settings: Settings) -> list[BoardPanel]:
     return [BoardPanel("campaign", 10, "policy/board_panel.html", board.campaign_panel)]
+
+
+@hookimpl
+def portal_change_sources() -> list[ChangeSource]:
+    # Reading the policy completes the client's policy step. A new version changes every
+    # client's status at once: `service.publish` logs that for everyone.
+    return [ChangeSource(PolicyReading, by_enrollment)]

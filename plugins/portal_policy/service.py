@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from portal import audit
+from portal import audit, changes
 from portal.audit import Actor, RequestMeta
 from portal.models import Practice
 from portal_policy.models import PolicyVersion
@@ -106,6 +106,8 @@ def publish(
         published_by=actor.label,
     )
     db.add(version)
+    # Every client's policy step (and acknowledgement status) changes with a new version.
+    changes.append_everyone(db, "policy_version", now)
     audit.record(
         db,
         actor,

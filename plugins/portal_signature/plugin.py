@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 from starlette.routing import BaseRoute
 
+from portal.api.sections import ApiSection
+from portal.changes import ChangeSource, by_client_id, by_enrollment
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
 from portal.staff.board import BoardColumn, ClientSection
 from portal.steps import StepSpec
-from portal_signature import routes, staff_actions, staff_view
+from portal_signature import api_section, routes, staff_actions, staff_view
 from portal_signature.models import (
     Acknowledgement,
     PaperAcknowledgement,
@@ -80,3 +83,24 @@ def portal_client_sections(settings: Settings) -> list[ClientSection]:
             staff_view.client_section,
         )
     ]
+
+
+def by_acknowledgement(db: Session, row: Any) -> str | None:
+    ack = db.get(Acknowledgement, row.acknowledgement_id)
+    return ack.client_id if ack else None
+
+
+@hookimpl
+def portal_change_sources() -> list[ChangeSource]:
+    return [
+        ChangeSource(Acknowledgement, by_client_id),
+        ChangeSource(SignerSlot, by_acknowledgement),
+        ChangeSource(Signature, by_acknowledgement),
+        ChangeSource(PolicyDiscussion, by_enrollment),
+        ChangeSource(PaperAcknowledgement, by_client_id),
+    ]
+
+
+@hookimpl
+def portal_api_sections(settings: Settings) -> list[ApiSection]:
+    return [api_section.section(settings)]

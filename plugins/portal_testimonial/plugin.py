@@ -7,11 +7,13 @@ from pathlib import Path
 from sqlmodel import SQLModel
 from starlette.routing import BaseRoute
 
+from portal.api.sections import ApiSection
+from portal.changes import ChangeSource, by_client_id
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
 from portal.staff.board import BoardColumn, ClientSection
 from portal.steps import StepSpec
-from portal_testimonial import routes, staff_routes, staff_view
+from portal_testimonial import api_section, routes, staff_routes, staff_view
 from portal_testimonial.models import TestimonialDecision
 from portal_testimonial.step import TestimonialStep
 
@@ -65,3 +67,13 @@ def portal_client_sections(settings: Settings) -> list[ClientSection]:
             staff_view.client_section,
         )
     ]
+
+
+@hookimpl
+def portal_change_sources() -> list[ChangeSource]:
+    return [ChangeSource(TestimonialDecision, by_client_id)]
+
+
+@hookimpl
+def portal_api_sections(settings: Settings) -> list[ApiSection]:
+    return [api_section.section(settings)]

@@ -54,6 +54,11 @@ def history(db: Session, enrollment_id: str) -> list[TestimonialDecision]:
             .order_by(col(TestimonialDecision.created_at))
         )
     )
+    return chain_order(rows)
+
+
+def chain_order(rows: list[TestimonialDecision]) -> list[TestimonialDecision]:
+    """One enrollment's rows (oldest first by time) in the order of their supersedes chain."""
     # Timestamps can tie (same request, coarse clocks); the chain is the true order.
     by_parent = {row.supersedes_id: row for row in rows}
     chain: list[TestimonialDecision] = []

@@ -1,0 +1,192 @@
+"""The "acknowledgements" section of a client's API record: who acknowledged which policy
+version (online with signatures, or on paper), and when the policy was discussed in session.
+
+Five queries per batch of clients, whatever its size. Scans are never loaded, only their hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import defer
+from sqlmodel import Session, col, select
+
+from portal.api.records import iso
+from portal.api.sections import ApiSection, ClientRef
+from portal.settings import Settings
+from portal.staff.models import StaffAccount
+from portal_signature import fhir_acknowledgement
+from portal_signature.api_schema import ACKNOWLEDGEMENTS_SCHEMA
+from portal_signature.models import (
+    Acknowledgement,
+    PaperAcknowledgement,
+    PolicyDiscussion,
+    Role,
+    Signature,
+    SignerSlot,
+)
+from portal_signature.parties import relationship_words
+
+PolicyUrl = Callable[[int], str]
+
+
+def versioned_policy_url(settings: Settings, version: int) -> str:
+    """The public page of one published version (served by the policy plugin)."""
+    return settings.public_url(f"/policy/v/{version}")
+
+
+def signer_json(slot: SignerSlot, signature: Signature | None) -> dict[str, Any]:
+    return {
+        "role": slot.role,
+        "expected_name": slot.expected_name,
+        "relationship": relationship_words(slot.relationship) or None,
+        "signed": signature is not None,
+        "signed_at": iso(signature.signed_at) if signature else None,
+        "typed_name": signature.typed_name if signature else None,
+        "esign_disclosure_version": signature.esign_disclosure_version if signature else None,
+    }
+
+
+def status(slots: Sequence[dict[str, Any]], superseded: bool) -> str:
+    if superseded:
+        return "superseded"
+    if not all(s["signed"] for s in slots if s["role"] != Role.THERAPIST):
+        return "awaiting_signatures"
+    if not all(s["signed"] for s in slots):
+        return "awaiting_countersignature"
+    return "signed"
+
+
+def online_json(
+    ack: Acknowledgement,
+    signers: list[dict[str, Any]],
+    replaced_by: Acknowledgement | None,
+    policy_url: PolicyUrl,
+) -> dict[str, Any]:
+    return {
+        "kind": "online",
+        "id": ack.id,
+        "policy_version": ack.policy_version,
+        "policy_sha256": ack.policy_hash,
+        "policy_url": policy_url(ack.policy_version),
+        "created_at": iso(ack.created_at),
+        "status": status(signers, replaced_by is not None),
+        "party": ack.party,
+        "minor_name": ack.minor_name,
+        "supersedes_id": ack.supersedes_id,
+        "superseded_at": iso(replaced_by.created_at) if replaced_by else None,
+        "signers": signers,
+    }
+
+
+def paper_json(row: PaperAcknowledgement, policy_url: PolicyUrl) -> dict[str, Any]:
+    return {
+        "kind": "paper",
+        "id": row.id,
+        "policy_version": row.policy_version,
+        "policy_sha256": row.policy_hash,
+        "policy_url": policy_url(row.policy_version),
+        "created_at": iso(row.recorded_at),
+        "status": "signed",
+        "signer_names": list(row.signer_names),
+        "signed_on": row.signed_on.isoformat(),
+        "scan_sha256": row.sha256,
+        "scan_content_type": row.content_type,
+        "scan_size": row.size,
+    }
+
+
+def discussion_json(row: PolicyDiscussion, staff_name: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "policy_version": row.policy_version,
+        "discussed_on": row.discussed_on.isoformat(),
+        "recorded_at": iso(row.recorded_at),
+        "recorded_by": {"id": row.staff_account_id, "name": staff_name},
+    }
+
+
+def _online(
+    db: Session, enrollment_ids: list[str], history: bool, policy_url: PolicyUrl
+) -> dict[str, list[tuple[Any, dict[str, Any]]]]:
+    """enrollment id -> [(sort key, item)] for the online acknowledgements (three queries)."""
+    acks = list(
+        db.exec(
+            select(Acknowledgement).where(col(Acknowledgement.enrollment_id).in_(enrollment_ids))
+        )
+    )
+    ack_ids = [ack.id for ack in acks]
+    slots = db.exec(
+        select(SignerSlot)
+        .where(col(SignerSlot.acknowledgement_id).in_(ack_ids))
+        .order_by(col(SignerSlot.position))
+    ).all()
+    signatures = {
+        row.slot_id: row
+        for row in db.exec(select(Signature).where(col(Signature.acknowledgement_id).in_(ack_ids)))
+    }
+    signers: dict[str, list[dict[str, Any]]] = {}
+    for slot in slots:
+        signers.setdefault(slot.acknowledgement_id, []).append(
+            signer_json(slot, signatures.get(slot.id))
+        )
+    replaced_by = {ack.supersedes_id: ack for ack in acks if ack.supersedes_id}
+    found: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
+    for ack in acks:
+        replacement = replaced_by.get(ack.id)
+        if replacement is not None and not history:
+            continue
+        item = online_json(ack, signers.get(ack.id, []), replacement, policy_url)
+        found.setdefault(ack.enrollment_id, []).append(((ack.created_at, ack.id), item))
+    return found
+
+
+def load(
+    settings: Settings, db: Session, refs: Sequence[ClientRef], history: bool
+) -> dict[str, Any]:
+    clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
+    if not clients:
+        return {}
+    ids = list(clients)
+    policy_url = partial(versioned_policy_url, settings)
+    items = _online(db, ids, history, policy_url)
+    papers = db.exec(
+        select(PaperAcknowledgement)
+        .options(defer(PaperAcknowledgement.content))  # type: ignore[arg-type]
+        .where(col(PaperAcknowledgement.enrollment_id).in_(ids))
+    )
+    for paper in papers:
+        key = (paper.recorded_at, paper.id)
+        items.setdefault(paper.enrollment_id, []).append((key, paper_json(paper, policy_url)))
+    discussions: dict[str, list[dict[str, Any]]] = {}
+    rows = db.exec(
+        select(PolicyDiscussion, StaffAccount.name)
+        .join(StaffAccount, col(StaffAccount.id) == col(PolicyDiscussion.staff_account_id))
+        .where(col(PolicyDiscussion.enrollment_id).in_(ids))
+        .order_by(
+            col(PolicyDiscussion.discussed_on).desc(), col(PolicyDiscussion.recorded_at).desc()
+        )
+    )
+    for row, staff_name in rows:
+        discussions.setdefault(row.enrollment_id, []).append(discussion_json(row, staff_name))
+    values: dict[str, Any] = {}
+    for enrollment_id in items.keys() | discussions.keys():
+        ordered = sorted(items.get(enrollment_id, []), key=lambda pair: pair[0], reverse=True)
+        values[clients[enrollment_id]] = {
+            "items": [item for _key, item in ordered],
+            "policy_discussions": discussions.get(enrollment_id, []),
+        }
+    return values
+
+
+def section(settings: Settings) -> ApiSection:
+    return ApiSection(
+        key="acknowledgements",
+        title="Acknowledgements of the policy, with signatures, and discussions in session",
+        scope="clients:read",
+        schema=ACKNOWLEDGEMENTS_SCHEMA,
+        load=partial(load, settings),
+        fhir=fhir_acknowledgement.MAPPING,
+    )
