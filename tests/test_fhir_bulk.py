@@ -15,14 +15,15 @@ import pytest
 from conftest import _settings
 from fhir_validation import validate
 from helpers import api_key, onboard, publish_default
-from sqlalchemy import insert, text
-from sqlmodel import select
+from sqlalchemy import insert, literal_column, text
+from sqlmodel import col, select
 from starlette.testclient import TestClient
 
+from portal import changes
 from portal.api.keys import Scope
 from portal.api.sections import ApiSection, FhirMapping
 from portal.audit import AuditEvent
-from portal.changes import Position
+from portal.changes import ClientChange, Position
 from portal.db import transaction, utcnow
 from portal.fhir.bulk import jobs, runner, selection, storage, worker
 from portal.fhir.bulk.models import ExportJob, JobStatus
@@ -370,10 +371,58 @@ def test_since_a_transaction_time_exports_exactly_what_changed_after_it(
     assert third["output"] == []
 
 
+def settled(rt: Runtime, timeout: float = 30.0) -> None:
+    """Wait until every committed change is below the change log's safe horizon (on PostgreSQL
+    it waits for every transaction on the server, other test sessions' too). Until then an
+    export's stored position lags and the next `_since` export repeats clients: correct (a
+    duplicate, never a gap), but not what these tests pin down."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with transaction(rt.engine, read_only=True) as db:
+            newest = col(ClientChange.txid).desc(), col(ClientChange.seq).desc()
+            last = db.exec(select(ClientChange).order_by(*newest).limit(1)).first()
+            if last is None or changes.position_of(last) == changes.head(db):
+                return
+        assert time.monotonic() < deadline, "the change log's horizon did not move"
+        time.sleep(0.05)
+
+
 def finished_export(client: TestClient, rt: Runtime, secret: str, url: str) -> dict[str, Any]:
+    settled(rt)
     location = kickoff(client, secret, url)
     assert run_worker(rt) == 1
     return finished(client, secret, location)
+
+
+def test_since_a_transaction_time_catches_a_change_that_committed_late(
+    client: TestClient, rt: Runtime, population: list[str]
+) -> None:
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: a commit cannot land behind an export")
+    secret = api_key(rt)
+    late = population[2]
+    stamped = utcnow()
+    with rt.engine.connect() as slow:
+        # A change stamped now whose transaction commits only after the export below ran.
+        slow.execute(
+            insert(ClientChange).values(
+                txid=literal_column("pg_current_xact_id()::text::bigint"),
+                client_id=late,
+                changed_at=stamped,
+                tables="client",
+            )
+        )
+        first = finished_export(client, rt, secret, f"{EXPORT}?_type=Patient")
+        slow.commit()
+    transaction_time = first["transactionTime"]
+    assert datetime.fromisoformat(transaction_time) > stamped
+    exact = finished_export(client, rt, secret, f"{EXPORT}?_type=Patient&_since={transaction_time}")
+    assert [p["id"] for p in files(client, secret, exact)["Patient"]] == [late]
+    # Comparing stamps with the same instant would have missed it: why the position is stored.
+    moment = datetime.fromisoformat(transaction_time) + timedelta(microseconds=1)
+    since = moment.isoformat().replace("+00:00", "Z")
+    approximate = finished_export(client, rt, secret, f"{EXPORT}?_since={since}")
+    assert approximate["output"] == []
 
 
 def test_since_any_other_instant_compares_change_stamps(
