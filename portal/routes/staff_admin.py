@@ -11,6 +11,7 @@ from portal.routes import (
     staff_admin_keys,
     staff_admin_mail,
     staff_admin_policy,
+    staff_admin_webhooks,
 )
 
 routes: list[BaseRoute] = [
@@ -19,4 +20,5 @@ routes: list[BaseRoute] = [
     *staff_admin_policy.routes,
     *staff_admin_attest.routes,
     *staff_admin_keys.routes,
+    *staff_admin_webhooks.routes,
 ]

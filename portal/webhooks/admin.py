@@ -159,6 +159,22 @@ def rotate_secret(
     return secret
 
 
+def retry_now(
+    db: Session, endpoint: WebhookEndpoint, *, actor: Actor, meta: RequestMeta, now: datetime
+) -> bool:
+    """Make a failing endpoint due now (its receiver was fixed); False when it is not failing.
+    The attempt count is kept, so a receiver still down keeps its backoff."""
+    if endpoint.disabled_at is not None or endpoint.failing_since is None:
+        return False
+    endpoint.next_attempt_at = now
+    db.add(endpoint)
+    audit.record(
+        db, actor, "webhook.retry_requested", "webhook_endpoint", endpoint.id, meta,
+        name=endpoint.name,
+    )  # fmt: skip
+    return True
+
+
 def status(endpoint: WebhookEndpoint) -> str:
     """One line for an admin: disabled, failing (since when, why, next try) or up to date."""
     if endpoint.disabled_at is not None:
