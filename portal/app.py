@@ -156,7 +156,8 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
 async def not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     if request.url.path.startswith("/api/"):
-        return api_routes.not_found_problem(request, status)
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        return api_routes.not_found_problem(request, status, headers)
     if fhir_outcome.is_fhir_path(request.url.path):
         return fhir_outcome.unmatched(request, exc)
     return render(request, "errors/not_found.html", {}, status_code=status)

@@ -12,7 +12,9 @@ from portal.audit import Actor, RequestMeta
 from portal.models import Client
 
 MRN_MAX = 64
-_MRN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+# Also the pattern the OpenAPI document gives (a value is stripped of spaces before the check).
+MRN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+_MRN_RE = re.compile(MRN_PATTERN)
 
 
 class InvalidMrn(ValueError):

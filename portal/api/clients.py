@@ -46,6 +46,18 @@ def _decode_after(cursor: str) -> str:
     return raw
 
 
+def _mrn_param(raw: str) -> str:
+    """The record number to look up, held to the rules for setting one: a value no client can
+    have is a mistake worth naming (and PostgreSQL refuses NUL bytes in a query)."""
+    try:
+        mrn = identifiers.clean_mrn(raw)
+    except identifiers.InvalidMrn as exc:
+        raise params.bad_request(f"'mrn': {exc}") from exc
+    if mrn is None:
+        raise params.bad_request("'mrn' is empty: give the record number to look up.")
+    return mrn
+
+
 async def list_clients(request: Request) -> Response:
     """A page of clients in a stable order; `next_cursor` continues after the last one."""
     rt = runtime(request)
@@ -53,7 +65,7 @@ async def list_clients(request: Request) -> Response:
     params.only(query, {"limit", "after", "mrn", "history"})
     limit = params.limit(query)
     after = _decode_after(query["after"]) if "after" in query else None
-    mrn = query.get("mrn")
+    mrn = _mrn_param(query["mrn"]) if "mrn" in query else None
     history = params.boolean(query, "history")
     key = await run_in_threadpool(authenticate, rt.engine, request, Scope.CLIENTS_READ)
     meta = api_meta(request)
@@ -66,7 +78,7 @@ async def list_clients(request: Request) -> Response:
             if after is not None:
                 statement = statement.where(col(Client.id) > after)
             if mrn is not None:
-                statement = statement.where(col(Client.mrn) == mrn.strip())
+                statement = statement.where(col(Client.mrn) == mrn)
             clients = list(db.exec(statement))
             more = len(clients) > limit
             clients = clients[:limit]

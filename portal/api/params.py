@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from starlette.datastructures import QueryParams
@@ -10,6 +11,8 @@ from portal.api.problems import ApiProblem
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def bad_request(detail: str) -> ApiProblem:
@@ -32,7 +35,7 @@ def limit(params: QueryParams, default: int = DEFAULT_LIMIT, maximum: int = MAX_
     raw = params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= maximum:
         raise bad_request(f"'limit' must be a whole number from 1 to {maximum}.")
     return int(raw)
 
@@ -49,16 +52,20 @@ def boolean(params: QueryParams, name: str) -> bool:
 
 
 def instant(params: QueryParams, name: str) -> datetime | None:
-    """An ISO 8601 date-time with a time zone (e.g. 2026-11-01T09:00:00Z)."""
+    """An ISO 8601 date-time with a time zone (e.g. 2026-11-01T09:00:00Z).
+
+    RFC 3339 allows a lower-case "t" and "z", so they are accepted too."""
     raw = params.get(name)
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
+        value = datetime.fromisoformat(raw.strip().upper().replace("Z", "+00:00"))
+        # An offset can push the first or last representable day out of range.
+        moment = value.astimezone(UTC) if value.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None:
         raise bad_request(
             f"'{name}' must be a date-time with a time zone, e.g. 2026-11-01T09:00:00Z."
         )
-    return value.astimezone(UTC)
+    return moment
