@@ -40,6 +40,7 @@ from portal.routes import (
     staff_admin,
     staff_auth,
     staff_clients,
+    staff_mrn,
 )
 from portal.runtime import Runtime
 from portal.settings import Settings
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
         *links.routes,
         *staff_auth.routes,
         *staff_clients.routes,
+        *staff_mrn.routes,
         *staff_actions.routes,
         *staff_admin.routes,
         *api_routes.routes,

@@ -117,8 +117,12 @@ def staff_sign_in(client: TestClient, email: str, password: str = STAFF_PASSWORD
     return post_form(client, "/staff/login", {"email": email, "password": password})
 
 
-def onboard(rt: Runtime, name: str = "Jordan Avery", email: str = "jordan@example.com",
-            steps: int | None = None) -> Enrollment:
+def onboard(
+    rt: Runtime,
+    name: str = "Jordan Avery",
+    email: str = "jordan@example.com",
+    steps: int | None = None,
+) -> Enrollment:
     """A client who filled their first `steps` steps (None: all) with realistic answers."""
     from portal.demo import onboard_client
 

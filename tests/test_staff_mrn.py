@@ -50,9 +50,7 @@ def test_front_desk_sets_changes_and_clears_the_record_number(
     assert "client.mrn_set" in actions and "client.mrn_cleared" in actions
 
 
-def test_an_unknown_client_is_not_found(
-    rt: Runtime, client: TestClient
-) -> None:
+def test_an_unknown_client_is_not_found(rt: Runtime, client: TestClient) -> None:
     publish_default(rt)
     enrollment = onboard(rt)
     page_owner = make_staff(rt, "front_desk")
