@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from portal import changes
-from portal.api.records import iso
+from portal.api import feed
 from portal.changes import ClientChange, Position
 
 EVENT_TYPE = "clients.changed"
@@ -24,16 +23,6 @@ class Batch:
     end: Position  # the cursor once the receiver has it
     body: bytes
     count: int
-
-
-def change_entry(change: ClientChange) -> dict[str, Any]:
-    return {
-        "cursor": changes.position_of(change).encode(),
-        "client_id": change.client_id,
-        "changed_at": iso(change.changed_at),
-        "records": [name for name in change.tables.split(",") if name],
-        "client_url": f"/api/v1/clients/{change.client_id}",
-    }
 
 
 def event_id(endpoint_id: str, end: Position) -> str:
@@ -48,7 +37,7 @@ def build(endpoint_id: str, rows: list[ClientChange]) -> Batch:
         "id": identifier,
         "type": EVENT_TYPE,
         "next_cursor": end.encode(),
-        "changes": [change_entry(row) for row in rows],
+        "changes": [feed.entry(row) for row in rows],
     }
     body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
     return Batch(event_id=identifier, end=end, body=body, count=len(rows))
