@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from typing import Any
 
 from httpx2 import Response
@@ -11,6 +12,7 @@ from starlette.testclient import TestClient
 
 from portal import invitations
 from portal.audit import Actor, RequestMeta
+from portal.changes import Position
 from portal.db import transaction, utcnow
 from portal.models import Enrollment, Practice
 from portal.runtime import Runtime
@@ -144,3 +146,24 @@ def api_key(rt: Runtime, *scopes: str, name: str = "Test EHR") -> str:
             now=utcnow(),
         )
     return secret
+
+
+def settle_change_log(rt: Runtime, timeout: float = 30.0) -> Position:
+    """The change log's last position, once every committed change is below the safe horizon.
+
+    On PostgreSQL the horizon waits for every writing transaction on the server, other test
+    sessions' included, so it may lag for a moment; a test that reads the log waits here first."""
+    from sqlmodel import col, select
+
+    from portal import changes
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with transaction(rt.engine, read_only=True) as db:
+            newest = col(changes.ClientChange.txid).desc(), col(changes.ClientChange.seq).desc()
+            last = db.exec(select(changes.ClientChange).order_by(*newest).limit(1)).first()
+            head = changes.head(db)
+        if last is None or changes.position_of(last) == head:
+            return head
+        assert time.monotonic() < deadline, "the change log's safe horizon did not move"
+        time.sleep(0.05)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import api_key, onboard, publish_default
+from helpers import api_key, onboard, publish_default, settle_change_log
 from sqlmodel import select
 from starlette.testclient import TestClient
 
@@ -131,6 +131,7 @@ def test_the_feed_names_changed_clients_and_a_cursor_resumes_after_them(
 ) -> None:
     key = api_key(rt, "clients:read")
     first = _clients(rt, 3)
+    settle_change_log(rt)
     body = client.get("/api/v1/changes", headers=bearer(key)).json()
     assert sorted(c["client_id"] for c in body["changes"]) == sorted(first)
     assert body["has_more"] is False
@@ -140,6 +141,7 @@ def test_the_feed_names_changed_clients_and_a_cursor_resumes_after_them(
 
     writer = api_key(rt, "identifiers:write", name="Writer")
     client.put(f"/api/v1/clients/{first[1]}/mrn", json={"mrn": "A-1"}, headers=bearer(writer))
+    settle_change_log(rt)
     later = client.get(f"/api/v1/changes?after={cursor}", headers=bearer(key)).json()
     assert [(c["client_id"], c["records"]) for c in later["changes"]] == [(first[1], ["client"])]
 
@@ -151,9 +153,11 @@ def test_a_sync_started_from_the_listing_cursor_misses_nothing(
     rt: Runtime, client: TestClient
 ) -> None:
     _clients(rt, 2)
+    settle_change_log(rt)
     key = api_key(rt, "clients:read")
     listing = client.get("/api/v1/clients", headers=bearer(key)).json()
     (new,) = _clients(rt, 1)
+    settle_change_log(rt)
     feed = client.get(f"/api/v1/changes?after={listing['sync_cursor']}", headers=bearer(key)).json()
     assert [c["client_id"] for c in feed["changes"]] == [new]
 

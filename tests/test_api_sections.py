@@ -4,24 +4,21 @@ entries their writes leave."""
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import jsonschema_rs
 import pytest
-from helpers import onboard
+from helpers import onboard, settle_change_log
 from section_scenarios import Population, build, countersign
 from sqlalchemy import event
-from sqlmodel import col, select
 from starlette.testclient import TestClient
 
 from portal import changes
 from portal.api.records import latest_enrollments
 from portal.api.sections import ApiSection, ClientRef
 from portal.audit import Actor, RequestMeta
-from portal.changes import ClientChange
 from portal.db import transaction, utcnow
 from portal.models import Practice
 from portal.runtime import Runtime
@@ -235,25 +232,9 @@ def test_a_batch_costs_the_same_queries_as_one_client(
     assert counts[0] == counts[1] <= 5, counts
 
 
-def settled_head(rt: Runtime, timeout: float = 30.0) -> changes.Position:
-    """The log's last position, once every committed change is below the safe horizon.
-
-    On PostgreSQL the horizon waits for every transaction running on the server, other test
-    sessions' included, so it may lag behind for a moment."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with transaction(rt.engine, read_only=True) as db:
-            newest = col(ClientChange.txid).desc(), col(ClientChange.seq).desc()
-            last = db.exec(select(ClientChange).order_by(*newest).limit(1)).first()
-            head = changes.head(db)
-        if last is None or changes.position_of(last) == head or time.monotonic() > deadline:
-            return head
-        time.sleep(0.05)
-
-
 def changed_tables(rt: Runtime, after: changes.Position) -> dict[str, set[str]]:
     """client id -> tables changed after `after`, once the horizon has passed every commit."""
-    settled_head(rt)
+    settle_change_log(rt)
     with transaction(rt.engine, read_only=True) as db:
         found: dict[str, set[str]] = {}
         for change in changes.read(db, after, 10_000):
@@ -271,7 +252,7 @@ def test_writes_to_the_plugins_tables_log_a_change_for_their_client(
     assert {"acknowledgement", "signer_slot", "signature"} <= logged[population.adults]
     assert {"paper_acknowledgement", "policy_discussion"} <= logged[population.minor]
 
-    before = settled_head(rt)
+    before = settle_change_log(rt)
     with transaction(rt.engine, read_only=True) as db:
         enrollment = latest_enrollments(db, [population.adults])[population.adults]
     countersign(rt, enrollment.id, population.therapist_name, utcnow())
@@ -281,7 +262,7 @@ def test_writes_to_the_plugins_tables_log_a_change_for_their_client(
 def test_publishing_a_policy_version_logs_a_change_for_every_client(
     rt: Runtime, population: Population
 ) -> None:
-    before = settled_head(rt)
+    before = settle_change_log(rt)
     with transaction(rt.engine) as db:
         practice = db.get(Practice, 1)
         assert practice is not None

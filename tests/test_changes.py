@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from helpers import onboard, publish_default
+from helpers import onboard, publish_default, settle_change_log
 from sqlmodel import select
 
 from portal import changes
@@ -27,7 +27,11 @@ def _new_client(rt: Runtime, name: str = "Sam Ortiz") -> str:
         return client.id
 
 
-def _drain(rt: Runtime, after: Position = START) -> tuple[list[ClientChange], Position]:
+def _drain(
+    rt: Runtime, after: Position = START, *, settle: bool = True
+) -> tuple[list[ClientChange], Position]:
+    if settle:
+        settle_change_log(rt)
     seen: list[ClientChange] = []
     while True:
         with transaction(rt.engine, read_only=True) as db:
@@ -60,7 +64,7 @@ def test_a_rolled_back_transaction_leaves_no_entry(rt: Runtime) -> None:
 
 def test_reads_continue_exactly_after_the_cursor(rt: Runtime) -> None:
     ids = [_new_client(rt, f"Client {n}") for n in range(7)]
-    first, position = [], START
+    settle_change_log(rt)
     with transaction(rt.engine, read_only=True) as db:
         first = changes.read(db, START, 3)
         position = changes.position_of(first[-1])
@@ -92,7 +96,7 @@ def test_postgres_serves_no_change_behind_a_transaction_still_running(rt: Runtim
         slow.add(Client(full_name="Slow Writer", email="slow@example.com"))
         slow.flush()  # this transaction now has its id, the lower one
         fast_id = _new_client(rt, "Fast Writer")  # begins later, commits first
-        seen, cursor = _drain(rt)
+        seen, cursor = _drain(rt, settle=False)
         assert seen == []  # the fast change waits behind the running transaction
         assert cursor == START
     seen, _ = _drain(rt, cursor)
@@ -125,7 +129,7 @@ def test_concurrent_writers_committing_out_of_order_lose_nothing(rt: Runtime) ->
                 created.append(client.id)
 
     def poll() -> None:
-        position = START
+        position, settled = START, False
         while True:
             finished = done.is_set()
             with transaction(rt.engine, read_only=True) as db:
@@ -133,8 +137,11 @@ def test_concurrent_writers_committing_out_of_order_lose_nothing(rt: Runtime) ->
             seen.extend(row.client_id for row in rows)
             if rows:
                 position = changes.position_of(rows[-1])
-            elif finished:
+            elif finished and settled:
                 return
+            elif finished:
+                settle_change_log(rt)  # then read once more to the end
+                settled = True
 
     poller = threading.Thread(target=poll)
     poller.start()

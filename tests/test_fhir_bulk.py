@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 from conftest import _settings
 from fhir_validation import validate
-from helpers import api_key, onboard, publish_default
+from helpers import api_key, onboard, publish_default, settle_change_log
 from sqlalchemy import insert, literal_column, text
-from sqlmodel import col, select
+from sqlmodel import select
 from starlette.testclient import TestClient
 
-from portal import changes
 from portal.api.keys import Scope
 from portal.api.sections import ApiSection, FhirMapping
 from portal.audit import AuditEvent
@@ -371,34 +370,17 @@ def test_since_a_transaction_time_exports_exactly_what_changed_after_it(
     assert third["output"] == []
 
 
-def settled(rt: Runtime, timeout: float = 30.0) -> None:
-    """Wait until every committed change is below the change log's safe horizon (on PostgreSQL
-    it waits for every transaction on the server, other test sessions' too). Until then an
-    export's stored position lags and the next `_since` export repeats clients: correct (a
-    duplicate, never a gap), but not what these tests pin down."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with transaction(rt.engine, read_only=True) as db:
-            newest = col(ClientChange.txid).desc(), col(ClientChange.seq).desc()
-            last = db.exec(select(ClientChange).order_by(*newest).limit(1)).first()
-            if last is None or changes.position_of(last) == changes.head(db):
-                return
-        assert time.monotonic() < deadline, "the change log's horizon did not move"
-        time.sleep(0.05)
-
-
 def finished_export(client: TestClient, rt: Runtime, secret: str, url: str) -> dict[str, Any]:
-    settled(rt)
+    settle_change_log(rt)
     location = kickoff(client, secret, url)
     assert run_worker(rt) == 1
     return finished(client, secret, location)
 
 
+@pytest.mark.postgresql_only  # SQLite serialises writers: a commit can't land behind an export
 def test_since_a_transaction_time_catches_a_change_that_committed_late(
     client: TestClient, rt: Runtime, population: list[str]
 ) -> None:
-    if rt.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers: a commit cannot land behind an export")
     secret = api_key(rt)
     late = population[2]
     stamped = utcnow()
@@ -516,9 +498,8 @@ def test_a_vanished_workers_job_is_taken_over_then_given_up(rt: Runtime) -> None
         assert db.get(ExportJob, job.id).status == JobStatus.FAILED  # type: ignore[union-attr]
 
 
+@pytest.mark.postgresql_only  # SQLite serialises writers; SKIP LOCKED is PostgreSQL's
 def test_postgres_workers_never_claim_the_same_job(rt: Runtime) -> None:
-    if rt.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers; SKIP LOCKED is PostgreSQL's")
     job = _job(rt)
     with rt.engine.connect() as other:
         other.execute(text("SELECT id FROM export_job WHERE id = :id FOR UPDATE"), {"id": job.id})

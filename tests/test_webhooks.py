@@ -9,7 +9,6 @@ import json
 import re
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,15 +19,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from helpers import invite
+from helpers import invite, settle_change_log
 from sqlmodel import col, select
 from starlette.testclient import TestClient
 
-from portal import changes
 from portal import cli as cli_module
 from portal.app import create_app
 from portal.audit import Actor, AuditEvent, RequestMeta
-from portal.changes import ClientChange, Position
+from portal.changes import Position
 from portal.cli_support import open_runtime
 from portal.db import transaction, utcnow
 from portal.runtime import Runtime
@@ -101,25 +99,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def settled(rt: Runtime, timeout: float = 30.0) -> None:
-    """Wait until every committed change is below the safe horizon.
-
-    On PostgreSQL the horizon waits for every transaction running on the server, other test
-    sessions' included, so it may lag behind for a moment."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with transaction(rt.engine, read_only=True) as db:
-            newest = col(ClientChange.txid).desc(), col(ClientChange.seq).desc()
-            last = db.exec(select(ClientChange).order_by(*newest).limit(1)).first()
-            if last is None or changes.position_of(last) == changes.head(db):
-                return
-        assert time.monotonic() < deadline, "the change log's horizon did not move"
-        time.sleep(0.05)
-
-
 def add_endpoint(rt: Runtime, url: str, name: str = "Acme EHR") -> tuple[str, str]:
     """A new endpoint (starting after every change so far); returns (id, secret)."""
-    settled(rt)
+    settle_change_log(rt)
     with transaction(rt.engine) as db:
         endpoint, secret = admin.create(
             db, url=url, name=name, actor=Actor("cli", "test"), meta=RequestMeta.none(),
@@ -136,7 +118,7 @@ def endpoint(rt: Runtime, endpoint_id: str) -> WebhookEndpoint:
 
 
 def deliver(rt: Runtime, now: datetime) -> tuple[int, int]:
-    settled(rt)
+    settle_change_log(rt)
     return asyncio.run(delivery.deliver_once(rt.engine, rt.settings, now))
 
 
@@ -314,7 +296,7 @@ def test_a_disabled_endpoint_gets_nothing(rt: Runtime, receiver: Receiver) -> No
 def test_a_leased_endpoint_is_not_claimed_twice(rt: Runtime, receiver: Receiver) -> None:
     endpoint_id, _ = add_endpoint(rt, receiver.url)
     new_client(rt, 1)
-    settled(rt)
+    settle_change_log(rt)
     now = utcnow()
     assert delivery.due_with_work(rt.engine, now) == [endpoint_id]
     assert [e.id for e in delivery.claim(rt.engine, [endpoint_id], now)] == [endpoint_id]
@@ -327,7 +309,7 @@ def test_a_leased_endpoint_is_not_claimed_twice(rt: Runtime, receiver: Receiver)
 def test_a_stale_worker_cannot_move_the_cursor(rt: Runtime, receiver: Receiver) -> None:
     endpoint_id, _ = add_endpoint(rt, receiver.url)
     new_client(rt, 1)
-    settled(rt)
+    settle_change_log(rt)
     stale = endpoint(rt, endpoint_id)
     batch = delivery.payload.build(endpoint_id, delivery.pending(rt.engine, stale))
     assert deliver(rt, utcnow()) == (1, 0)
@@ -482,7 +464,7 @@ def test_cli_add_list_remove_and_rotate(run, rt: Runtime, receiver: Receiver) ->
     assert "nothing delivered yet" in listed.output and secret not in listed.output
 
     new_client(rt, 1)
-    settled(rt)
+    settle_change_log(rt)
     worker = run("mail-worker", "--once")
     assert worker.exit_code == 0 and "Webhook batches delivered 1" in worker.output
     [request] = receiver.requests
@@ -499,7 +481,7 @@ def test_cli_add_list_remove_and_rotate(run, rt: Runtime, receiver: Receiver) ->
     assert "disabled" in run("webhook", "list").output
     assert "was disabled" in run("webhook", "remove", "Acme EHR").output
     new_client(rt, 2)
-    settled(rt)
+    settle_change_log(rt)
     run("mail-worker", "--once")
     assert len(receiver.requests) == 1  # a disabled endpoint gets nothing more
 
@@ -526,7 +508,7 @@ def test_the_app_delivers_webhooks_when_it_delivers_mail(
 ) -> None:
     add_endpoint(rt, receiver.url)
     client_id = new_client(rt, 1)
-    settled(rt)
+    settle_change_log(rt)
     app = create_app(settings.model_copy(update={"mail_in_process": True}))
     with TestClient(app):  # the lifespan's first pass runs at once
         assert receiver.arrived.wait(timeout=10)
