@@ -538,7 +538,9 @@ def test_the_in_process_worker_runs_exports(
     from portal.app import create_app
     from portal.models import Practice
 
-    settings = _settings(database_url, smtp_port=mail.port, export_dir=tmp_path / "exports")
+    settings = _settings(
+        database_url, smtp_port=mail.port, export_dir=tmp_path / "exports", export_in_process=True
+    )
     app = create_app(settings)
     rt: Runtime = app.state.runtime
     with transaction(rt.engine) as db:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 from starlette.requests import Request
 
 from portal import audit
@@ -50,27 +51,36 @@ def authenticate(engine: Engine, request: Request, scope: Scope | None) -> ApiKe
         else:
             allowed = scope is None or scope.value in key.scopes
             if not allowed:
-                audit.record(
-                    db,
-                    Actor("api", key.name),
-                    "api.forbidden",
-                    "api_key",
-                    key.id,
-                    api_meta(request),
-                    path=request.url.path[:200],
-                    scope=scope.value if scope else "",
-                )
+                record_forbidden(db, key, request, scope.value if scope else "")
     if key is None:
         raise _unauthorized("This API key is unknown or has been revoked.", "invalid_token")
     if not allowed and scope is not None:
-        challenge = f'{CHALLENGE["WWW-Authenticate"]}, error="insufficient_scope", scope="{scope}"'
         raise ApiProblem(
             403,
             "Forbidden",
             f"This API key lacks the scope {scope.value!r}.",
-            headers={"WWW-Authenticate": challenge},
+            headers={"WWW-Authenticate": insufficient_scope(scope.value)},
         )
     return key
+
+
+def insufficient_scope(scope: str) -> str:
+    """The WWW-Authenticate challenge of a 403 for a missing scope (RFC 6750)."""
+    return f'{CHALLENGE["WWW-Authenticate"]}, error="insufficient_scope", scope="{scope}"'
+
+
+def record_forbidden(db: Session, key: ApiKey, request: Request, scope: str) -> None:
+    """The audit event of a refused scope (stored even though the request then fails)."""
+    audit.record(
+        db,
+        Actor("api", key.name),
+        "api.forbidden",
+        "api_key",
+        key.id,
+        api_meta(request),
+        path=request.url.path[:200],
+        scope=scope,
+    )
 
 
 def api_meta(request: Request) -> RequestMeta:

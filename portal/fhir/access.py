@@ -5,11 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from starlette.requests import Request
 
-from portal import audit
-from portal.api.auth import CHALLENGE, api_meta, authenticate
+from portal.api.auth import authenticate, insufficient_scope, record_forbidden
 from portal.api.keys import ApiKey, Scope
 from portal.api.problems import ApiProblem
-from portal.audit import Actor
 from portal.db import transaction
 from portal.fhir.outcome import FhirError
 
@@ -28,19 +26,9 @@ def require_scope(engine: Engine, request: Request, key: ApiKey, scope: str) -> 
     if scope in key.scopes:
         return
     with transaction(engine) as db:
-        audit.record(
-            db,
-            Actor("api", key.name),
-            "api.forbidden",
-            "api_key",
-            key.id,
-            api_meta(request),
-            path=request.url.path[:200],
-            scope=scope,
-        )
-    challenge = f'{CHALLENGE["WWW-Authenticate"]}, error="insufficient_scope", scope="{scope}"'
+        record_forbidden(db, key, request, scope)
     raise FhirError(
         403,
         f"This API key lacks the scope {scope!r}, which this resource needs.",
-        headers={"WWW-Authenticate": challenge},
+        headers={"WWW-Authenticate": insufficient_scope(scope)},
     )
