@@ -82,7 +82,7 @@ def _spawn(name: str, args: list[str], env: dict[str, str], folder: Path) -> Por
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"{name}.log"
     with log_path.open("wb") as log:
-        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and entry point
+        popen = subprocess.Popen(
             [sys.executable, "-c", ENTRY, *args],
             env=env,
             cwd=folder,

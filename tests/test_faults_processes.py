@@ -25,7 +25,7 @@ from sqlalchemy import text
 
 from portal.db import transaction
 from portal.mail_catcher import MailCatcher
-from portal.outbox import MailStatus, OutboxMessage
+from portal.outbox import MailStatus
 from portal.runtime import Runtime
 from portal.settings import Settings
 
