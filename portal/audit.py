@@ -50,6 +50,9 @@ class AuditEvent(SQLModel, table=True):
     ip: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=300)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The hash chain (portal/audit_chain.py): filled in when the event is flushed.
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64)
 
 
 def record(
@@ -64,6 +67,8 @@ def record(
     **detail: Any,
 ) -> AuditEvent:
     """Add an audit event to the caller's transaction, so it commits or fails with the change.
+
+    The event joins the tamper-evident hash chain when it is flushed (see portal.audit_chain).
 
     `enrollment_id` ties the event to a client's timeline; it defaults to the subject when the
     subject is an enrollment.
@@ -81,5 +86,8 @@ def record(
         user_agent=meta.user_agent[:300],
         detail=detail,
     )
+    from portal.audit_chain import chain_on_flush  # the chain module builds on this one
+
+    chain_on_flush(session)
     session.add(event)
     return event

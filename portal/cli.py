@@ -147,6 +147,7 @@ def practice_set(**values: str | None) -> None:
 
 def _add_plugin_commands() -> None:
     from portal.cli_api import api_key
+    from portal.cli_audit import audit
     from portal.cli_export import export_worker
     from portal.cli_staff import staff
     from portal.cli_webhooks import webhook
@@ -156,6 +157,7 @@ def _add_plugin_commands() -> None:
     cli.add_command(demo)
     cli.add_command(staff)
     cli.add_command(api_key)
+    cli.add_command(audit)
     cli.add_command(export_worker)
     cli.add_command(webhook)
     for group in get_plugin_manager().hook.portal_commands():

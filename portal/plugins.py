@@ -46,6 +46,7 @@ def load_all_models() -> None:
     """Import every table, the host's and each plugin's, so SQLModel.metadata is complete."""
     import portal.api.keys
     import portal.audit
+    import portal.audit_chain
     import portal.changes
     import portal.fhir.bulk.models
     import portal.models
