@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from portal import changes, migrations
 from portal.api import routes as api_routes
@@ -125,11 +127,11 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
                 await hooks_task
             rt.engine.dispose()
 
-    app = Starlette(
+    app = PortalApp(
+        hsts=settings.secure_cookies,
         routes=routes,
         middleware=[
             Middleware(AccessLogMiddleware),
-            Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
             Middleware(ApiRateLimitMiddleware, per_minute=settings.api_rate_per_minute),
             Middleware(
                 CSRFMiddleware,
@@ -153,6 +155,17 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
     app.state.runtime = rt
     app.state.templates = rt.templates
     return app
+
+
+class PortalApp(Starlette):
+    def __init__(self, *, hsts: bool, **kwargs: Any) -> None:
+        self.hsts = hsts
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's ServerErrorMiddleware (which user middleware sits within), so
+        # the 500 page carries the security headers too.
+        return SecurityHeadersMiddleware(super().build_middleware_stack(), hsts=self.hsts)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from portal import invitations
+from portal import client_sessions, invitations
 from portal.db import transaction, utcnow
 from portal.invitations import LinkCheck, LinkStatus
 from portal.models import Client, Practice
@@ -69,6 +69,10 @@ async def _accept(request: Request, kind: str) -> Response:
                 check, key = invitations.accept_invitation(db, rt.services, token, meta, now)
             else:
                 check, key = invitations.accept_resume(db, rt.services, token, meta, now)
+            if key is not None:
+                # The session this browser brought (planted, or someone else's on a shared
+                # device) ends: after a link, only the new key works.
+                client_sessions.end(db, request.cookies.get(client_sessions.COOKIE), now)
             return check, key, db.get(Practice, 1)
 
     check, key, practice = await run_in_threadpool(work)

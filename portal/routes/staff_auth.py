@@ -117,7 +117,7 @@ async def login(request: Request) -> Response:
             if account.totp_secret:
                 token = rt.tokens.sign(Purpose.STAFF_TOTP, {"a": account.id})
                 return "totp", token
-            return "ok", _start(db, rt, account, meta)
+            return "ok", _start(db, rt, request, account, meta)
 
     kind, payload = await run_in_threadpool(work)
     if kind == "throttled":
@@ -145,7 +145,12 @@ async def login(request: Request) -> Response:
     return _signed_in(rt, request, key, account_id, target)
 
 
-def _start(db: Any, rt: Runtime, account: StaffAccount, meta: Any) -> tuple[str, str]:
+def _start(
+    db: Any, rt: Runtime, request: Request, account: StaffAccount, meta: Any
+) -> tuple[str, str]:
+    # Whatever session this browser brought ends here: after a sign-in only the new key works
+    # (no session fixation, and no earlier account left signed in underneath).
+    sessions.end(db, request.cookies.get(sessions.COOKIE), utcnow(), "replaced")
     key = sessions.start(db, account, meta, utcnow(), rt.settings.staff_absolute_hours)
     audit.record(
         db, Actor("staff", account.id), "staff.signed_in", "staff_account", account.id, meta
@@ -186,7 +191,7 @@ async def login_code(request: Request) -> Response:
                     meta,
                 )
                 return "wrong", None
-            return "ok", _start(db, rt, account, meta)
+            return "ok", _start(db, rt, request, account, meta)
 
     kind, payload = await run_in_threadpool(work)
     context: dict[str, Any]
