@@ -3,7 +3,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 ARGS ?=
 
-.PHONY: demo test install lint clean
+.PHONY: demo test install lint audit clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -25,6 +25,11 @@ lint: install
 ## Install, then run the whole test suite on SQLite and PostgreSQL with a real SMTP server.
 test: lint
 	.venv/bin/python -m pytest
+
+## Audit the locked releases (uv.lock, every group) for published vulnerabilities. Exits 2, never
+## clean, when the advisory database cannot be reached.
+audit: install
+	UV=$(UV) .venv/bin/python scripts/audit_dependencies.py $(ARGS)
 
 clean:
 	rm -rf .venv .tools dist portal-demo
