@@ -115,7 +115,9 @@ async def login(request: Request) -> Response:
                 account.password_hash = passwords.hash_password(password)
                 db.add(account)
             if account.totp_secret:
-                token = rt.tokens.sign(Purpose.STAFF_TOTP, {"a": account.id})
+                # "s": the last code step used; a sign-in moves it, so the token works once.
+                payload = {"a": account.id, "s": account.totp_last_step}
+                token = rt.tokens.sign(Purpose.STAFF_TOTP, payload)
                 return "totp", token
             return "ok", _start(db, rt, request, account, meta)
 
@@ -174,6 +176,8 @@ async def login_code(request: Request) -> Response:
             now = utcnow()
             account = db.get(StaffAccount, str(data.get("a", "")))
             if account is None or not account.active:
+                return "expired", None
+            if data.get("s") != account.totp_last_step:  # replayed after a sign-in
                 return "expired", None
             verdict = throttle.check(
                 db, email=account.email, ip=meta.ip, now=now, known_device=False
