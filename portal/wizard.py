@@ -67,8 +67,14 @@ class Wizard:
         """Run a step's submission once. Returns None when this form was already submitted."""
         # One submission at a time per client journey (two tabs, two signers at once): lock the
         # enrollment row (PostgreSQL; SQLite's writers are serialised by BEGIN IMMEDIATE).
+        # populate_existing: the row was read before the lock; without a refresh a request that
+        # waited here would still see the journey as unfinished and complete it a second time
+        # (a second "completed" event, a second receipt email).
         ctx.db.exec(
-            select(Enrollment).where(Enrollment.id == ctx.enrollment.id).with_for_update()
+            select(Enrollment)
+            .where(Enrollment.id == ctx.enrollment.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
         ).one()
         if form_id and self._seen(ctx, form_id):
             return None
