@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from portal import changes, migrations
+from portal import changes, migrations, unavailable
 from portal.api import routes as api_routes
 from portal.api.problems import ApiProblem, handle_problem
 from portal.db import make_engine
@@ -149,6 +149,8 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
             SecondFactorRequired: staff_second_factor,
             ApiProblem: handle_problem,
             fhir_outcome.FhirError: fhir_outcome.handle_fhir_error,
+            # The database unreachable or locked: 503 "try again shortly", not a 500.
+            **{cls: unavailable.handle for cls in unavailable.HANDLED},
         },
         lifespan=lifespan,
     )

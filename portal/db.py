@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
@@ -49,14 +51,20 @@ def make_engine(settings: Settings) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # hide_parameters: a database error must not log the names and addresses it was given.
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
-        )
+        busy = {"check_same_thread": False, "timeout": settings.sqlite_busy_timeout}
+        engine = create_engine(url, connect_args=busy, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    # pool_pre_ping replaces connections the server dropped (a restart, a network cut), so the
+    # app recovers by itself; connect_timeout keeps requests from hanging while it is away.
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        hide_parameters=True,
+        connect_args={"connect_timeout": settings.database_connect_timeout},
     )
 
 
@@ -91,3 +99,20 @@ def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]
         except BaseException:
             session.rollback()
             raise
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means "unreachable or busy for now" (answer 503, retry later)
+    rather than a bug: a refused, dropped or timed-out connection, the server shutting down,
+    SQLite's write lock still held after the busy timeout, or no pooled connection free in time.
+    """
+    if isinstance(exc, sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if isinstance(exc.orig, sqlite3.Error):
+        # SQLite raises OperationalError for "no such table" too: only a lock is an outage.
+        return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -13,6 +15,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from portal import outbox
+from portal.db import is_outage
 from portal.outbox import OutboxMessage
 from portal.settings import Settings, SmtpTls
 
@@ -53,7 +56,9 @@ async def send(settings: Settings, message: EmailMessage) -> None:
     )
 
 
-async def deliver_due(engine: Engine, settings: Settings) -> tuple[int, int]:
+async def deliver_due(
+    engine: Engine, settings: Settings, stopping: Callable[[], bool] = lambda: False
+) -> tuple[int, int]:
     """Send what is due now. Returns (sent, failed attempts)."""
     rows = await run_in_threadpool(outbox.claim_due, engine)
     sent = failed = 0
@@ -76,8 +81,25 @@ async def deliver_due(engine: Engine, settings: Settings) -> tuple[int, int]:
             )
         else:
             sent += 1
-            await run_in_threadpool(outbox.mark_sent, engine, row.id)
+            await record_sent(engine, row.id, stopping)
     return sent, failed
+
+
+async def record_sent(engine: Engine, row_id: int, stopping: Callable[[], bool]) -> None:
+    """Mark a message sent, waiting out a database outage: unrecorded, it would be sent again
+    once its lease runs out. Past the lease another worker may claim it anyway, so give up."""
+    deadline = time.monotonic() + outbox.LEASE.total_seconds()
+    pause = 0.1
+    while True:
+        try:
+            await run_in_threadpool(outbox.mark_sent, engine, row_id)
+            return
+        except Exception as exc:
+            if not is_outage(exc) or stopping() or time.monotonic() + pause > deadline:
+                raise
+            log.warning("mail %s sent; recording it waits for the database", row_id)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def describe(exc: Exception) -> tuple[str, bool]:
@@ -114,9 +136,12 @@ class DeliveryLoop:
     async def run(self) -> None:
         while not self._stopping:
             try:
-                await deliver_due(self.engine, self.settings)
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("mail delivery pass failed")
+                await deliver_due(self.engine, self.settings, lambda: self._stopping)
+            except Exception as exc:  # the loop must outlive a database outage
+                if is_outage(exc):  # expected while it lasts: one line, the next pass retries
+                    log.warning("mail delivery pass: database unavailable (%s)", type(exc).__name__)
+                else:
+                    log.exception("mail delivery pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.interval)
             self._wakeup.clear()

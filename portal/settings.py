@@ -27,6 +27,10 @@ class Settings(BaseSettings):
 
     demo: bool = False
     database_url: str = "sqlite:///portal.db"
+    # Seconds to wait for a PostgreSQL connection (libpq's minimum is 2), and for SQLite's
+    # write lock, before a request answers 503 "try again shortly".
+    database_connect_timeout: int = Field(default=5, ge=2, le=120)
+    sqlite_busy_timeout: float = Field(default=30.0, gt=0, le=600)
     # Comma-separated; the first signs, all verify, so keys can be rotated.
     secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     base_url: str = "http://127.0.0.1:8000"

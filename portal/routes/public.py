@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -13,6 +15,9 @@ from portal.migrations import SchemaNotCurrent, check_current
 from portal.models import Practice
 from portal.runtime import runtime
 from portal.templating import render
+
+# Load balancers give up on a probe after a second or two; answer within that.
+READY_TIMEOUT = 2.0
 
 
 async def home(request: Request) -> Response:
@@ -30,6 +35,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready when the database answers a query now (within READY_TIMEOUT) at the current
+    schema; 503 with the reason otherwise. `/healthz` only says the process is alive."""
     rt = runtime(request)
 
     def work() -> str | None:
@@ -45,7 +52,15 @@ async def readyz(request: Request) -> Response:
             return f"database unavailable ({type(exc).__name__})"
         return None
 
-    problem = await run_in_threadpool(work)
+    # One probe at a time: a probe stuck on an unanswering server keeps its thread until the
+    # connect timeout; checks meanwhile wait on that probe instead of piling up threads.
+    probe: asyncio.Future[str | None] | None = getattr(request.app.state, "readiness_probe", None)
+    if probe is None or probe.done() or probe.get_loop() is not asyncio.get_running_loop():
+        probe = request.app.state.readiness_probe = asyncio.ensure_future(run_in_threadpool(work))
+    try:
+        problem = await asyncio.wait_for(asyncio.shield(probe), timeout=READY_TIMEOUT)
+    except TimeoutError:
+        problem = f"database unavailable (no answer within {READY_TIMEOUT:g} s)"
     if problem:
         return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
     return JSONResponse({"status": "ready"})
