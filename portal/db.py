@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -45,7 +46,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class _NoRowValues(logging.Filter):
+    """SQLAlchemy logs every fetched row at DEBUG: names, addresses, phone numbers. The SQL
+    stays loggable for debugging (its parameters are hidden); the rows are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Row %r"
+
+
+_NO_ROW_VALUES = _NoRowValues()
+
+
 def make_engine(settings: Settings) -> Engine:
+    logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NO_ROW_VALUES)  # once: a set
     url = settings.database_url
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
