@@ -3,7 +3,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 ARGS ?=
 
-.PHONY: demo test install lint audit clean
+.PHONY: demo test install lint audit clean bench
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -30,6 +30,11 @@ test: lint
 ## clean, when the advisory database cannot be reached.
 audit: install
 	UV=$(UV) .venv/bin/python scripts/audit_dependencies.py $(ARGS)
+
+## Install, then measure every performance figure (needs wrk: apt-get install -y wrk; and the
+## local PostgreSQL). ARGS="--quick" for a smoke run. Results go to docs/benchmarks.md.
+bench: install
+	.venv/bin/python -m bench $(ARGS)
 
 clean:
 	rm -rf .venv .tools dist portal-demo

@@ -34,8 +34,23 @@ class Practice(SQLModel, table=True):
 
 
 class Client(SQLModel, table=True):
-    # The board sorts by name, case-insensitively.
-    __table_args__ = (Index("ix_client_full_name_lower", func.lower(text("full_name"))),)
+    # The board sorts by name, case-insensitively; its live search (`lower(x) LIKE '%q%'`) is
+    # served on PostgreSQL by trigram indexes (migration host_0011; not created on SQLite).
+    __table_args__ = (
+        Index("ix_client_full_name_lower", func.lower(text("full_name"))),
+        Index(
+            "ix_client_full_name_trgm",
+            func.lower(text("full_name")).label("full_name_lower"),
+            postgresql_using="gin",
+            postgresql_ops={"full_name_lower": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_client_email_trgm",
+            func.lower(text("email")).label("email_lower"),
+            postgresql_using="gin",
+            postgresql_ops={"email_lower": "gin_trgm_ops"},
+        ),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     full_name: str = Field(max_length=200)
