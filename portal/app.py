@@ -198,4 +198,6 @@ async def server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path.split("/")[1])
     if fhir_outcome.is_fhir_path(request.url.path):
         return await fhir_outcome.handle_fhir_error(request, exc)
+    if request.url.path.startswith("/api/"):
+        return await handle_problem(request, exc)  # problem+json, as every API error
     return render(request, "errors/server_error.html", {}, status_code=500)

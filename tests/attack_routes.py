@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import pytest
-from helpers import api_key, make_staff, onboard, open_link, publish_default, staff_sign_in
+from helpers import (
+    api_key,
+    invite,
+    make_staff,
+    onboard,
+    open_link,
+    publish_default,
+    staff_sign_in,
+)
 from sqlalchemy import select as sa_select
 from sqlmodel import SQLModel, col, select
 from starlette.applications import Starlette
@@ -25,7 +33,7 @@ from portal import invitations
 from portal.api.keys import ApiKey
 from portal.audit import Actor, RequestMeta
 from portal.db import transaction, utcnow
-from portal.models import Client, Enrollment
+from portal.models import Enrollment
 from portal.outbox import OutboxMessage
 from portal.runtime import Runtime
 from portal.staff import accounts
@@ -77,7 +85,6 @@ class World:
     browser: TestClient
     bearer: str
     enrollment_id: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def url(self, template: str) -> str:
         values = {**self.values, **self.by_path.get(template, {})}
@@ -99,7 +106,7 @@ def build_world(app: Starlette, rt: Runtime) -> Iterator[World]:
     admin = make_staff(rt, "admin", name="Dana Whitfield")
     other = make_staff(rt, "therapist", name="Lee Moreno")
     done = onboard(rt, "Morgan Ellis", "morgan.ellis@example.com")
-    waiting, invitation = _invite(rt)
+    _, invitation = invite(rt, name="Casey Brooks", email="casey.brooks@example.com")
     secret = api_key(rt)
     with transaction(rt.engine) as db:
         enrollment = db.get(Enrollment, done.id)
@@ -165,14 +172,7 @@ def build_world(app: Starlette, rt: Runtime) -> Iterator[World]:
         )
         assert kickoff.status_code == 202, kickoff.text
         values["job_id"] = kickoff.headers["content-location"].rsplit("/", 1)[-1]
-        yield World(values, by_path, browser, secret, done.id, {"waiting": waiting})
-
-
-def _invite(rt: Runtime) -> tuple[str, str]:
-    from helpers import invite
-
-    enrollment, link = invite(rt, name="Casey Brooks", email="casey.brooks@example.com")
-    return enrollment.id, link
+        yield World(values, by_path, browser, secret, done.id)
 
 
 def _account_id(db: Any, email: str) -> str:
@@ -193,12 +193,3 @@ def snapshot(rt: Runtime) -> dict[str, list[str]]:
 
 def changed_tables(before: dict[str, list[str]], after: dict[str, list[str]]) -> set[str]:
     return {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
-
-
-def client_of(rt: Runtime, enrollment_id: str) -> Client:
-    with transaction(rt.engine, read_only=True) as db:
-        enrollment = db.get(Enrollment, enrollment_id)
-        assert enrollment is not None
-        client = db.get(Client, enrollment.client_id)
-        assert client is not None
-        return client

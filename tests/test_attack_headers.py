@@ -33,7 +33,8 @@ async def boom(request: Request) -> Response:
 def app_for(settings: Settings, base_url: str) -> Starlette:
     """Another app on the same database, with a route that fails, as a bug would."""
     changed = settings.model_copy(update={"base_url": base_url})
-    return create_app(changed, extra_routes=[Route("/boom", boom)])
+    paths = ["/boom", "/api/v1/boom", "/fhir/r4/boom"]
+    return create_app(changed, extra_routes=[Route(path, boom) for path in paths])
 
 
 def assert_security_headers(response: Response, *, https: bool, where: str) -> None:
@@ -91,10 +92,17 @@ def test_every_get_route_and_error_carries_the_headers(
         statuses.add(response.status_code)
     assert {200, 202, 303, 401, 403, 404, 405, 413} <= statuses
     failing = app_for(rt.settings, "http://testserver")
+    kinds = {
+        "/boom": "text/html",
+        "/api/v1/boom": "application/problem+json",
+        "/fhir/r4/boom": "application/fhir+json",
+    }
     with TestClient(failing, raise_server_exceptions=False) as other:
-        crashed = other.get("/boom")
-    assert crashed.status_code == 500 and "Traceback" not in crashed.text
-    assert_security_headers(crashed, https=False, where="500")
+        for path, kind in kinds.items():
+            crashed = other.get(path, headers=key)
+            assert crashed.status_code == 500 and "Traceback" not in crashed.text, path
+            assert crashed.headers["content-type"].startswith(kind), path
+            assert_security_headers(crashed, https=False, where=f"500 {path}")
     failing.state.runtime.engine.dispose()
 
 
