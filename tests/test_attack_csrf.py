@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 from attack_routes import UNSAFE, World, build_world, changed_tables, endpoints, snapshot
 from helpers import csrf_token
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
 
+from portal.app import create_app
 from portal.runtime import Runtime
+from portal.settings import Settings
 
 # Tables a GET may write, each with the reason. Anything else changing on a GET is a bug.
 GET_MAY_WRITE = {
@@ -128,3 +135,21 @@ def test_no_get_changes_state(app: Starlette, rt: Runtime, world: World) -> None
         "HEAD /fhir/r4/$export",
         "HEAD /fhir/r4/Patient/$export",
     }
+
+
+def test_a_new_route_is_swept_and_an_unknown_parameter_stops_the_sweep(
+    settings: Settings,
+) -> None:
+    async def handler(request: Request) -> Response:
+        return PlainTextResponse("changed")
+
+    widgets = Mount("/widgets", routes=[Route("/{widget_id:str}", handler, methods=["POST"])])
+    app = create_app(settings, extra_routes=[widgets])
+    try:
+        found = {e.path: e.methods for e in endpoints(app)}
+        assert "POST" in found["/widgets/{widget_id:str}"]
+        world = World({}, {}, cast(TestClient, None), bearer="", enrollment_id="")
+        with pytest.raises(pytest.fail.Exception, match="no sample value for path parameter"):
+            world.url("/widgets/{widget_id:str}")
+    finally:
+        app.state.runtime.engine.dispose()
