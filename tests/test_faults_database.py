@@ -198,14 +198,9 @@ def test_the_mail_loop_rides_out_an_outage_and_sends_each_mail_once(
 
     smtp.faults.after_accept = cut_after_the_second_mail
     settings = rt.settings.model_copy(update={"smtp_port": smtp.port})
-    loop_thread_done = threading.Event()
     delivery = DeliveryLoop(rt.engine, settings, interval=0.1)
-
-    def run_loop() -> None:
-        asyncio.run(delivery.run())
-        loop_thread_done.set()
-
-    worker = threading.Thread(target=run_loop, daemon=True)
+    loop = asyncio.new_event_loop()  # the loop's own thread, as in `portal mail-worker`
+    worker = threading.Thread(target=loop.run_until_complete, args=(delivery.run(),), daemon=True)
     worker.start()
     try:
         poll(lambda: outage_over.is_set() and set(statuses(rt)) == {MailStatus.SENT})
@@ -214,16 +209,18 @@ def test_the_mail_loop_rides_out_an_outage_and_sends_each_mail_once(
         # A second outage while the loop is idle: its passes fail, it carries on afterwards.
         caplog.clear()
         proxy.refuse()
-        delivery.wake()
+        loop.call_soon_threadsafe(delivery.wake)
         poll(lambda: "database unavailable" in caplog.text)
         proxy.restore()
         for n in range(5, 7):
             invite(rt, name=f"Client {n}", email=f"client{n}@example.com")
-        delivery.wake()
+        loop.call_soon_threadsafe(delivery.wake)
         poll(lambda: len(smtp.mails) >= 7 and set(statuses(rt)) == {MailStatus.SENT})
     finally:
-        delivery.stop()
-        assert loop_thread_done.wait(10)
+        loop.call_soon_threadsafe(delivery.stop)
+        worker.join(timeout=10)
+        assert not worker.is_alive(), "the delivery loop did not stop"
+        loop.close()
         smtp.stop()
     result = figures(rt, smtp)
     print(

@@ -79,12 +79,19 @@ class FaultySmtp(MailCatcher):
         super().__init__()
         self.faults = FaultyHandler()
         self._handler = self.faults
+        self.running = False
 
     def start(self) -> FaultySmtp:
         # aiosmtpd's controller cannot start twice: a restart is a new one on the same port.
         self._controller = Controller(self._handler, hostname=self.host, port=self.port)
         self._controller.start()
+        self.running = True
         return self
+
+    def stop(self) -> None:
+        if self.running:  # a test may have left it stopped
+            super().stop()
+            self.running = False
 
     def message_ids(self) -> list[str]:
         """The local part of each received Message-ID (the outbox row's message_id)."""
