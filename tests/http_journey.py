@@ -60,11 +60,23 @@ def open_link(client: httpx.Client, path: str) -> httpx.Response:
     return client.post(path, data={"csrf_token": csrf(client)})
 
 
-def load_form(client: httpx.Client, key: str) -> dict[str, str]:
-    """Open a step page; returns its form's hidden fields (form id, slot id, phase...)."""
+def open_step(client: httpx.Client, key: str) -> tuple[dict[str, str], str]:
+    """Open a step page; returns its form's hidden fields (form id, slot id...) and the page."""
     page = client.get(f"/onboarding/{key}")
     assert page.status_code == 200, (page.status_code, page.headers.get("location"))
-    return step_form(page.text)
+    return step_form(page.text), page.text
+
+
+def load_form(client: httpx.Client, key: str) -> dict[str, str]:
+    """The hidden fields of a step's form, loaded now (to post later, as an open tab does)."""
+    return open_step(client, key)[0]
+
+
+def next_signer(page: str) -> str:
+    """Whose turn it is on the signing page."""
+    match = re.search(r'<h2 id="f-slot"[^>]*>(.+?), please sign</h2>', page)
+    assert match, "no signer on the page"
+    return html.unescape(match.group(1))
 
 
 def post_step(
@@ -78,14 +90,18 @@ def submit(client: httpx.Client, key: str, data: dict[str, str]) -> httpx.Respon
     return post_step(client, key, load_form(client, key), data)
 
 
-def finish_journey(client: httpx.Client, name: str, *, email: str | None = None) -> None:
+def finish_journey(
+    client: httpx.Client, *, email: str | None = None, partner: str | None = None
+) -> None:
     """From wherever the client is, do every step still to do until /onboarding/done.
 
-    One signer (the client); `email` allows email (so a receipt is mailed there)."""
+    `email` allows email (so a receipt is mailed there); `partner` signs too (else the
+    client alone). Each signer types the name the page asks for."""
     contact = dict(CONTACT)
     if email:
         contact.update(email_address=email, email_warning_accepted="yes")
     answers = {"contact": contact, "testimonial": TESTIMONIAL}
+    who = {"party": "adults", "adult_1_name": partner} if partner else {"party": "individual"}
     for _ in range(10):
         where = client.get("/onboarding")
         assert where.status_code == 303, where.text[:300]
@@ -95,11 +111,11 @@ def finish_journey(client: httpx.Client, name: str, *, email: str | None = None)
             return
         key = target.rsplit("/", 1)[1]
         if key == "sign":
-            form = load_form(client, "sign")
+            form, page = open_step(client, "sign")
             if form.get("phase") != "sign":
-                submit(client, "sign", {"party": "individual"})
-                form = load_form(client, "sign")
-            response = post_step(client, "sign", form, {**SIGN, "typed_name": name})
+                assert post_step(client, "sign", form, who).status_code == 200
+                form, page = open_step(client, "sign")
+            response = post_step(client, "sign", form, {**SIGN, "typed_name": next_signer(page)})
         else:
             response = submit(client, key, answers.get(key, {}))
         assert response.status_code in (200, 303), (key, response.status_code, response.text[:500])

@@ -140,7 +140,7 @@ def journey(bases: list[str], i: int, path: str) -> None:
             assert later.status_code == 200
         cookies = tab.cookies
         with browser(second, cookies) as other:
-            finish_journey(other, client_name(i), email=f"client{i}.home@example.com")
+            finish_journey(other, email=f"client{i}.home@example.com")
 
 
 def wait_for_outbox(rt: Runtime, mail: MailCatcher, deadline: float) -> list[str]:
