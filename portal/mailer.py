@@ -64,6 +64,8 @@ async def deliver_due(
     sent = failed = 0
     for row in rows:
         assert row.id is not None
+        if not await run_in_threadpool(outbox.keep_lease, engine, row):
+            continue  # another worker holds it now: sending it here too would duplicate it
         try:
             await send(settings, build_message(settings, row))
         except Exception as exc:  # one bad message must not stall the others

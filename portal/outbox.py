@@ -100,6 +100,26 @@ def claim_due(engine: Engine, limit: int = 20, now: datetime | None = None) -> l
         return rows
 
 
+def keep_lease(engine: Engine, message: OutboxMessage, now: datetime | None = None) -> bool:
+    """Just before sending: renew this worker's lease on the message, or learn that it lapsed
+    (slow SMTP earlier in the batch) and another worker claimed it, so this one must not send
+    it too. The lease is recognised by its expiry time, which every claim changes."""
+    now = now or utcnow()
+    renewed = now + LEASE
+    with transaction(engine) as session:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) == message.id)
+            .where(col(OutboxMessage.status) == MailStatus.PENDING)
+            .where(col(OutboxMessage.locked_until) == message.locked_until)
+            .values(locked_until=renewed)
+        )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    message.locked_until = renewed
+    return True
+
+
 def mark_sent(engine: Engine, message_id: int) -> None:
     """Delivered: the body and attachment (links, a receipt) are not kept once sent."""
     with transaction(engine) as session:

@@ -5,14 +5,19 @@ clients follow their emailed links and complete their journeys, moving between p
 session lives in the database); half of them ask for a resume link on the way. Meanwhile an EHR
 polls the change feed of one process. Then: every queued email reached the SMTP server exactly
 once (counted per Message-ID), and the feed named every change of every client.
+
+And a worker whose lease on a message ran out (a slow SMTP server earlier in its batch) does not
+send what another worker has claimed since.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +28,13 @@ from http_journey import browser, csrf, finish_journey, link_path, open_link, su
 from processes import running, start_mail_worker, start_server, wait_ready
 from sqlalchemy import text
 
-from portal.db import transaction
+from portal import outbox
+from portal.db import transaction, utcnow
 from portal.mail_catcher import MailCatcher
-from portal.outbox import MailStatus
+from portal.mailer import deliver_due
+from portal.outbox import Mail, MailStatus, OutboxMessage
 from portal.runtime import Runtime
 from portal.settings import Settings
-
-pytestmark = pytest.mark.postgresql_only
 
 APPS = 3
 WORKERS = 3
@@ -159,6 +164,7 @@ def wait_for_outbox(rt: Runtime, mail: MailCatcher, deadline: float) -> list[str
         time.sleep(0.1)
 
 
+@pytest.mark.postgresql_only
 def test_many_processes_lose_and_duplicate_no_mail_and_miss_no_change(
     settings: Settings, rt: Runtime, mail: MailCatcher, tmp_path: Path
 ) -> None:
@@ -216,3 +222,26 @@ def test_many_processes_lose_and_duplicate_no_mail_and_miss_no_change(
             for client_id, count in rows:
                 assert named[client_id, table] >= count, (table, client_id)
     assert time.monotonic() - started < 60
+
+
+def test_a_worker_whose_lease_lapsed_leaves_the_mail_to_the_worker_that_claimed_it(
+    rt: Runtime, mail: MailCatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with transaction(rt.engine) as db:
+        for n in range(3):
+            outbox.enqueue(db, Mail("test", f"client{n}@example.com", "Hello", "Hello."))
+    start = utcnow()
+    stuck = outbox.claim_due(rt.engine, now=start)  # then stuck behind a slow SMTP server
+    later = start + outbox.LEASE + timedelta(seconds=1)
+    other = outbox.claim_due(rt.engine, now=later)  # the lease ran out: another worker claims
+    assert [row.id for row in other] == [row.id for row in stuck] != []
+
+    def deliver(rows: list[OutboxMessage]) -> tuple[int, int]:
+        monkeypatch.setattr(outbox, "claim_due", lambda engine: rows)
+        return asyncio.run(deliver_due(rt.engine, rt.settings))
+
+    assert deliver(stuck) == (0, 0)  # the stuck worker comes back: its lease is gone
+    assert deliver(other) == (3, 0)
+    assert sorted(m.envelope_to[0] for m in mail.mails) == [
+        f"client{n}@example.com" for n in range(3)
+    ]
