@@ -38,7 +38,9 @@ async def small_form(request: Request) -> dict[str, str]:
         form = await request.form(max_files=0, max_fields=20)
     except Exception:
         return {}
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    # A NUL is never typed, and PostgreSQL text cannot hold one: such a field counts as not sent
+    # (a look-up with it, as sign-in makes before any validation, would be a 500).
+    return {k: v for k, v in form.items() if isinstance(v, str) and "\x00" not in k + v}
 
 
 def known_accounts(rt: Runtime, request: Request) -> set[str]:
