@@ -112,7 +112,8 @@ def chain_on_flush(session: Session) -> None:
 
 
 def _before_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
-    pending = [o for o in session.new if isinstance(o, AuditEvent) and not o.hash]
+    # Only events not yet written: linked afresh each time, so a retried flush relinks them.
+    pending = [o for o in session.new if isinstance(o, AuditEvent)]
     if not pending:
         return
     pending.sort(key=lambda o: inspect(o).insert_order)
