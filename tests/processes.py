@@ -115,7 +115,9 @@ def start_mail_worker(
     return _spawn(name, args, settings_env(settings, **env), folder)
 
 
-def wait_ready(process: PortalProcess, timeout: float = 30.0) -> None:
+def wait_ready(process: PortalProcess, timeout: float = 90.0) -> None:
+    """Until /readyz says 200. Generous: six processes importing at once on two busy cores
+    have taken 30 s."""
     assert process.base_url is not None
     deadline = time.monotonic() + timeout
     while True:
