@@ -126,24 +126,21 @@ def append(conn: Connection, events: Iterable[AuditEvent]) -> None:
     for item in events:
         item.prev_hash = prev
         item.hash = prev = hash_of(item, prev)
-    head = HEAD
-    conn.execute(update(head).where(head.c.id == HEAD_ID).values(hash=prev))
+    conn.execute(update(HEAD).where(HEAD.c.id == HEAD_ID).values(hash=prev))
 
 
 def lock_head(conn: Connection) -> str:
     """The chain's last hash, with its row locked until commit (created when missing)."""
-    head = HEAD
-    query = select(head.c.hash).where(head.c.id == HEAD_ID).with_for_update()
+    query = select(HEAD.c.hash).where(HEAD.c.id == HEAD_ID).with_for_update()
     found = conn.execute(query).scalar_one_or_none()
     if found is not None:
         return str(found)
     # No head yet (a new or emptied table): start from the newest event, if any.
-    events = EVENTS
-    newest = conn.execute(select(events.c.hash).order_by(events.c.id.desc()).limit(1))
+    newest = conn.execute(select(EVENTS.c.hash).order_by(EVENTS.c.id.desc()).limit(1))
     start = newest.scalar_one_or_none() or GENESIS
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(
-        insert(head).values(id=HEAD_ID, hash=start).on_conflict_do_nothing(index_elements=["id"])
+        insert(HEAD).values(id=HEAD_ID, hash=start).on_conflict_do_nothing(index_elements=["id"])
     )
     return str(conn.execute(query).scalar_one())
 
@@ -208,12 +205,14 @@ def verify(engine: Engine, batch: int = 1000) -> Verdict:
 
 def _rows(db: Session, batch: int) -> Iterator[AuditEvent]:
     """Every event in id order, in keyset batches (flat memory on a long log)."""
-    after = 0
+    after: int | None = None
     while True:
-        statement = sqlmodel_select(AuditEvent).where(col(AuditEvent.id) > after)
-        rows = list(db.exec(statement.order_by(col(AuditEvent.id)).limit(batch)))
+        statement = sqlmodel_select(AuditEvent).order_by(col(AuditEvent.id)).limit(batch)
+        if after is not None:
+            statement = statement.where(col(AuditEvent.id) > after)
+        rows = list(db.exec(statement))
         if not rows:
             return
         yield from rows
         db.expunge_all()
-        after = rows[-1].id or after
+        after = rows[-1].id

@@ -67,6 +67,8 @@ def test_a_journeys_events_verify(rt: Runtime, client: TestClient, verify: Verif
     result = verify()
     assert result.exit_code == 0, result.output
     assert f"intact: {len(events)} events" in result.output
+    paged = audit_chain.verify(rt.engine, batch=3)  # the walk across keyset batches
+    assert paged.whole and paged.count == len(events)
     with transaction(rt.engine, read_only=True) as db:
         rows = list(db.exec(select(AuditEvent).order_by(col(AuditEvent.id))))
         head = db.get(audit_chain.AuditChainHead, audit_chain.HEAD_ID)
