@@ -202,6 +202,24 @@ def test_real_responses_match_the_document_status_by_status(
                 responses.append(throttled.request(method, url, headers=bearer(keys["full"])))
     throttled_app.state.runtime.engine.dispose()
 
+    # The database away: every operation that needs a key answers 503 (nothing is written).
+    away = settings.model_copy(
+        update={
+            "database_url": "postgresql://portal@127.0.0.1:9/unreachable",
+            "check_schema": False,
+        }
+    )
+    unreachable_app = create_app(away)
+    with TestClient(unreachable_app) as unreachable:
+        for path, item in doc["paths"].items():
+            url = path.replace("{client_id}", ids[0])
+            for method, op in item.items():
+                if op["security"]:
+                    answer = unreachable.request(method, url, headers=bearer(keys["full"]))
+                    assert answer.status_code == 503, (method, path)
+                    responses.append(answer)
+    unreachable_app.state.runtime.engine.dispose()
+
     seen = {check(doc, response) for response in responses}
     assert seen == documented_statuses(doc)  # every documented answer happens, and no other
     record = client.get(f"/api/v1/clients/{ids[0]}?history=true", headers=bearer(keys["full"]))

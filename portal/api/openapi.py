@@ -60,6 +60,12 @@ ERRORS: dict[int, ErrorKind] = {
         "the given number of seconds.",
         (("Retry-After", {"type": "integer", "minimum": 1}),),
     ),
+    503: ErrorKind(
+        "ServiceUnavailable",
+        "The portal's database is unreachable for the moment; retry after the given number of "
+        "seconds. Nothing was changed.",
+        (("Retry-After", {"type": "integer", "minimum": 1}),),
+    ),
 }
 
 
@@ -206,7 +212,8 @@ def _operation(op: Operation) -> Schema:
     if op.body:
         doc["requestBody"] = op.body
     responses: Schema = {"200": op.ok}
-    for status in op.errors:
+    # Every operation that needs a key reads the database first, so it can find it away.
+    for status in (*op.errors, 503) if op.auth else op.errors:
         responses[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status].name}"}
     doc["responses"] = responses
     return doc
@@ -223,8 +230,8 @@ under the key's name.
 
 Errors are `application/problem+json` (RFC 9457) with a precise status: 400 for a malformed or
 unknown query parameter, 401 without a valid key, 403 without the scope, 404, 409, 413, 415,
-422, and 429 with `Retry-After` when a key goes over its request budget. A method a path does
-not support answers 405 with `Allow`.
+422, 429 with `Retry-After` when a key goes over its request budget, and 503 with `Retry-After`
+while the database is unreachable. A method a path does not support answers 405 with `Allow`.
 
 Lists are keyset-paginated: follow `next_cursor`, and the last page costs what the first does.
 For incremental sync, poll `/api/v1/changes` with a cursor."""
