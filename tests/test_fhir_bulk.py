@@ -673,3 +673,24 @@ def test_export_worker_command(
     assert result.output.strip() == "Ran 1 export(s)."
     manifest = finished(client, secret, location)
     assert len(files(client, secret, manifest)["Patient"]) == len(population)
+
+
+def test_an_export_cut_off_by_a_database_outage_is_handed_back_not_failed(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from portal.fhir.bulk import runner
+
+    _job(rt)
+    job = jobs.claim(rt.engine)
+    assert job is not None
+
+    def outage(*_args: Any) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(runner, "run", outage)
+    runner.execute(rt, job, lambda: False)
+    with transaction(rt.engine, read_only=True) as db:
+        assert db.get(ExportJob, job.id).status == JobStatus.PENDING  # type: ignore[union-attr]
+    assert jobs.claim(rt.engine) is not None  # another pass starts it over

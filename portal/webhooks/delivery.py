@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from portal import audit, changes
 from portal.audit import Actor
 from portal.changes import ClientChange
-from portal.db import transaction, utcnow
+from portal.db import is_outage, transaction, utcnow
 from portal.settings import Settings
 from portal.webhooks import payload, signing
 from portal.webhooks.models import WebhookEndpoint
@@ -284,7 +284,12 @@ class WebhookLoop:
         while not self._stop.is_set():
             try:
                 await deliver_once(self.engine, self.settings)
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("webhook delivery pass failed")
+            except Exception as exc:  # the loop must outlive a database outage
+                if is_outage(exc):  # expected while it lasts: one line, the next pass retries
+                    log.warning(
+                        "webhook delivery pass: database unavailable (%s)", type(exc).__name__
+                    )
+                else:
+                    log.exception("webhook delivery pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.interval)

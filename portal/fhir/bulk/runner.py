@@ -6,6 +6,7 @@ written out and dropped before the next one, each in a short transaction of its 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import traceback
@@ -15,7 +16,7 @@ from typing import Any
 from sqlmodel import Session
 
 from portal.api.sections import ApiSection
-from portal.db import transaction
+from portal.db import is_outage, transaction
 from portal.fhir import resources
 from portal.fhir.bulk import jobs, selection, storage
 from portal.fhir.bulk.models import ExportJob
@@ -126,6 +127,15 @@ def execute(rt: Runtime, job: ExportJob, should_stop: Callable[[], bool]) -> Non
     except jobs.LostJob:
         log.info("export %s stopped: cancelled or taken over", job.id)
     except Exception as exc:
+        if is_outage(exc):
+            # The database went away mid-export: not the job's fault. Hand it back to be
+            # started over; if even that fails, its lease runs out and a worker retakes it.
+            log.warning(
+                "export %s interrupted: database unavailable (%s)", job.id, type(exc).__name__
+            )
+            with contextlib.suppress(Exception):
+                jobs.release(rt.engine, job)
+            return
         # The job id, the error class and where it happened; never the message, which may
         # quote data.
         where = "".join(traceback.format_tb(exc.__traceback__))

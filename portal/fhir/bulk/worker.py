@@ -13,6 +13,7 @@ import logging
 
 from starlette.concurrency import run_in_threadpool
 
+from portal.db import is_outage
 from portal.fhir.bulk import jobs, runner
 from portal.runtime import Runtime
 
@@ -56,7 +57,10 @@ class ExportLoop:
             self._wakeup.clear()
             try:
                 await run_due(self.rt, self._stopping)
-            except Exception:  # the loop must outlive a database hiccup
-                log.exception("export pass failed")
+            except Exception as exc:  # the loop must outlive a database outage
+                if is_outage(exc):  # expected while it lasts: one line, the next pass retries
+                    log.warning("export pass: database unavailable (%s)", type(exc).__name__)
+                else:
+                    log.exception("export pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.interval)
