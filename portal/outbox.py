@@ -16,6 +16,8 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from portal.db import UTCDateTime, new_id, transaction, utcnow
 
 LEASE = timedelta(minutes=5)
+# Messages one delivery pass claims; a pass that sent a full batch is followed at once by the next.
+CLAIM_LIMIT = 20
 
 
 class MailStatus(StrEnum):
@@ -74,7 +76,9 @@ def enqueue(session: Session, mail: Mail) -> OutboxMessage:
     return row
 
 
-def claim_due(engine: Engine, limit: int = 20, now: datetime | None = None) -> list[OutboxMessage]:
+def claim_due(
+    engine: Engine, limit: int = CLAIM_LIMIT, now: datetime | None = None
+) -> list[OutboxMessage]:
     """Lease due messages to this worker; other workers skip them until the lease runs out."""
     now = now or utcnow()
     with transaction(engine) as session:
