@@ -56,13 +56,15 @@ def at_the_same_moment(*posts: Post) -> list[httpx.Response]:
         return list(pool.map(run, posts))
 
 
-def tabs(base: str, rt: Runtime, count: int = 2) -> tuple[Enrollment, list[httpx.Client]]:
-    """A client who followed their link in one tab, and `count` tabs sharing its cookies."""
+@pytest.fixture
+def tabs(live: str, rt: Runtime) -> Iterator[tuple[Enrollment, list[httpx.Client]]]:
+    """A client who followed their link and read the policy in one tab, and a second tab."""
     enrollment, link = invite(rt, name=CLIENT, email="jordan@example.com")
-    first = browser(base)
-    assert open_link(first, link_path(link)).status_code == 303
-    assert submit_step(first, "policy", {}).status_code == 303
-    return enrollment, [first, *(browser(base, first.cookies) for _ in range(count - 1))]
+    with browser(live) as first:
+        assert open_link(first, link_path(link)).status_code == 303
+        assert submit_step(first, "policy", {}).status_code == 303
+        with browser(live, first.cookies) as second:
+            yield enrollment, [first, second]
 
 
 def contact_rows(rt: Runtime, enrollment: Enrollment) -> list[ContactPreference]:
@@ -82,8 +84,10 @@ def assert_chained(rows: list[ContactPreference]) -> None:
     assert [row.supersedes_id for row in rows] == [None, *(row.id for row in rows[:-1])]
 
 
-def test_a_double_click_counts_once(live: str, rt: Runtime) -> None:
-    enrollment, [tab, _] = tabs(live, rt)
+def test_a_double_click_counts_once(
+    tabs: tuple[Enrollment, list[httpx.Client]], rt: Runtime
+) -> None:
+    enrollment, [tab, _] = tabs
     for round_ in range(ROUNDS):
         form = load_form(tab, "contact")
         number = f"(206) 555-010{round_}"
@@ -104,8 +108,10 @@ def test_a_double_click_counts_once(live: str, rt: Runtime) -> None:
         ) == (ROUNDS)
 
 
-def test_two_tabs_saving_the_same_step_keep_one_line_of_history(live: str, rt: Runtime) -> None:
-    enrollment, [tab, other] = tabs(live, rt)
+def test_two_tabs_saving_the_same_step_keep_one_line_of_history(
+    tabs: tuple[Enrollment, list[httpx.Client]], rt: Runtime
+) -> None:
+    enrollment, [tab, other] = tabs
     for round_ in range(ROUNDS):
         # Two forms (two form ids), each tab with different answers.
         mine, theirs = load_form(tab, "contact"), load_form(other, "contact")
@@ -128,8 +134,10 @@ def test_two_tabs_saving_the_same_step_keep_one_line_of_history(live: str, rt: R
     assert sorted(e.subject_id for e in recorded) == sorted(row.id for row in rows)
 
 
-def test_two_tabs_choosing_who_signs_leave_one_acknowledgement(live: str, rt: Runtime) -> None:
-    enrollment, [tab, other] = tabs(live, rt)
+def test_two_tabs_choosing_who_signs_leave_one_acknowledgement(
+    tabs: tuple[Enrollment, list[httpx.Client]], rt: Runtime
+) -> None:
+    enrollment, [tab, other] = tabs
     submit_step(tab, "contact", CONTACT)
     submit_step(tab, "testimonial", {"choice": "no"})
     mine, theirs = load_form(tab, "sign"), load_form(other, "sign")
@@ -152,9 +160,12 @@ def test_two_tabs_choosing_who_signs_leave_one_acknowledgement(live: str, rt: Ru
 
 
 def test_two_signers_at_the_same_moment(
-    live: str, rt: Runtime, mail: MailCatcher, deliver_mail: Callable[[], tuple[int, int]]
+    tabs: tuple[Enrollment, list[httpx.Client]],
+    rt: Runtime,
+    mail: MailCatcher,
+    deliver_mail: Callable[[], tuple[int, int]],
 ) -> None:
-    enrollment, [tab, other] = tabs(live, rt)
+    enrollment, [tab, other] = tabs
     with_email = {
         **CONTACT,
         "email_address": "jordan.r@example.com",

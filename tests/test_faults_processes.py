@@ -97,6 +97,7 @@ class FeedReader:
         deadline = time.monotonic() + 30
         while self.page() or self.cursor != head:
             assert time.monotonic() < deadline, "the feed did not reach the log's head"
+        self.http.close()
 
 
 def invite_all(bases: list[str], staff_email: str, count: int) -> None:
@@ -152,9 +153,7 @@ def wait_for_outbox(rt: Runtime, mail: MailCatcher, deadline: float) -> list[str
     """Every outbox row sent (and seen by the SMTP server); returns their message ids."""
     while True:
         with transaction(rt.engine, read_only=True) as db:
-            rows = db.exec(
-                text("SELECT message_id, status FROM outbox_message")  # type: ignore[call-overload]
-            ).all()
+            rows = db.execute(text("SELECT message_id, status FROM outbox_message")).all()
         caught = {m.message["Message-ID"] for m in mail.mails}
         if rows and all(
             status == MailStatus.SENT and any(mid in c for c in caught) for mid, status in rows
@@ -219,7 +218,7 @@ def test_many_processes_lose_and_duplicate_no_mail_and_miss_no_change(
             named[entry["client_id"], table] += 1
     with transaction(rt.engine, read_only=True) as db:
         for table, query in PER_ROW_TABLES.items():
-            rows = db.exec(text(query)).all()  # type: ignore[call-overload]
+            rows = db.execute(text(query)).all()
             assert len(rows) == CLIENTS, table
             for client_id, count in rows:
                 assert named[client_id, table] >= count, (table, client_id)
