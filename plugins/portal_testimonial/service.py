@@ -21,6 +21,9 @@ DECISION = "decision"
 WITHDRAWAL = "withdrawal"
 SOURCES = frozenset({"client", "staff"})
 MAX_CODE_CHARS = 64
+# One alias for "a later row", made once: building a fresh alias per call cost about 2 ms of
+# SQLAlchemy column bookkeeping, paid per client on every API page (see docs/benchmarks.md).
+_NEWER = aliased(TestimonialDecision)
 
 
 def current(
@@ -35,11 +38,10 @@ def current(
             .where(col(TestimonialDecision.created_at) <= as_of)
             .order_by(col(TestimonialDecision.created_at).desc())
         ).first()
-    newer = aliased(TestimonialDecision)
     query = (
         select(TestimonialDecision)
         .where(TestimonialDecision.enrollment_id == enrollment_id)
-        .where(~exists().where(col(newer.supersedes_id) == TestimonialDecision.id))
+        .where(~exists().where(col(_NEWER.supersedes_id) == TestimonialDecision.id))
         .order_by(col(TestimonialDecision.created_at).desc())
     )
     return db.exec(query).first()
