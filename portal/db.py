@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,8 +67,13 @@ def make_engine(settings: Settings) -> Engine:
     if url.startswith("sqlite"):
         busy = {"check_same_thread": False, "timeout": settings.sqlite_busy_timeout}
         engine = create_engine(url, connect_args=busy, hide_parameters=True)
+        writers = _WriterQueue(settings.sqlite_busy_timeout)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", writers.begin)
+        event.listen(engine, "commit", writers.end)
+        event.listen(engine, "rollback", writers.end)
+        # A connection closed or dropped mid-transaction ends without either event.
+        event.listen(engine, "checkin", writers.returned)
         return engine
     # pool_pre_ping replaces connections the server dropped (a restart, a network cut), so the
     # app recovers by itself; connect_timeout keeps requests from hanging while it is away.
@@ -81,11 +87,41 @@ def make_engine(settings: Settings) -> Engine:
     )
 
 
-def _sqlite_begin(conn: Any) -> None:
-    # A writer takes the write lock at BEGIN, so two writers queue (busy timeout) instead of
-    # one failing mid-transaction; readers don't take it, so pages that only read never wait.
-    read_only = conn.get_execution_options().get("portal_read_only", False)
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+class _WriterQueue:
+    """A writer takes SQLite's write lock at BEGIN, so two writers queue instead of one failing
+    mid-transaction; readers don't take it, so pages that only read never wait.
+
+    Writers of this process first queue on a Python lock: SQLite's own busy handler polls by
+    sleeping (up to 100 ms a time), which under concurrent requests put 0.1-0.8 s on the p95
+    of pages that write an audit event (docs/benchmarks.md). Other processes still meet the
+    busy handler. The wait is bounded by the busy timeout, after which BEGIN IMMEDIATE goes
+    ahead and SQLite decides, so a nested writer can never hang here."""
+
+    _HELD = "portal_writer_lock"
+
+    def __init__(self, timeout: float) -> None:
+        self.lock = threading.Lock()
+        self.timeout = timeout
+
+    def begin(self, conn: Any) -> None:
+        if conn.get_execution_options().get("portal_read_only", False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        held = self.lock.acquire(timeout=self.timeout)
+        conn.info[self._HELD] = held
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.end(conn)
+            raise
+
+    def end(self, conn: Any) -> None:
+        if conn.info.pop(self._HELD, False):
+            self.lock.release()
+
+    def returned(self, _dbapi_connection: Any, record: Any) -> None:
+        if record is not None and record.info.pop(self._HELD, False):
+            self.lock.release()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
