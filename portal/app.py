@@ -44,6 +44,7 @@ from portal.routes import (
     staff_clients,
     staff_mrn,
 )
+from portal.routing import IndexedRouter
 from portal.runtime import Runtime
 from portal.settings import Settings
 from portal.staff.access import Forbidden, NotSignedIn, SecondFactorRequired
@@ -163,6 +164,8 @@ class PortalApp(Starlette):
     def __init__(self, *, hsts: bool, **kwargs: Any) -> None:
         self.hsts = hsts
         super().__init__(**kwargs)
+        # The same routes, found by first path segment (see portal/routing.py).
+        self.router = IndexedRouter(self.router.routes, lifespan=self.router.lifespan_context)
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware (which user middleware sits within), so
