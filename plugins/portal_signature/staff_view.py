@@ -22,22 +22,16 @@ from portal.templating import render
 from portal_policy import service as policy_service
 from portal_policy.models import PolicyVersion
 from portal_signature import discussion, esign, paper, service
-from portal_signature.models import Acknowledgement
 from portal_signature.parties import role_label
 
 
 def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
     current = policy_service.current(db)
-    acks = db.exec(
-        select(Acknowledgement.enrollment_id).where(
-            col(Acknowledgement.enrollment_id).in_(enrollment_ids)
-        )
-    ).all()
-    with_acks = set(acks)
+    latest_signed = service.latest_signed_by_enrollment(db, enrollment_ids)
     on_paper = paper.best_by_enrollment(db, enrollment_ids)
     cells: dict[str, Cell] = {}
     for enrollment_id in enrollment_ids:
-        signed = service.latest_signed(db, enrollment_id) if enrollment_id in with_acks else None
+        signed = latest_signed.get(enrollment_id)
         sheet = on_paper.get(enrollment_id)
         # Whichever covers the newer policy version counts; online wins a tie.
         if sheet is not None and (
