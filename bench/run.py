@@ -24,6 +24,7 @@ from bench.report import Row
 from bench.server import portal_env, serve
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/portal_bench"
+PARTS = ["http", "export", "journey", "campaign"]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -34,6 +35,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="print only")
     parser.add_argument("--busy", default="", help="a note on the machine's load, for the doc")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, default=PARTS, help="measure these parts only"
+    )
     args = parser.parse_args(argv)
     args.clients = args.clients or (5_000 if args.quick else 100_000)
     return args
@@ -103,26 +107,28 @@ def main(argv: list[str] | None = None) -> list[Row]:
         log(f"practice of {args.clients:,} clients (SQLite, cached)")
         sqlite = dataset.sqlite_copy(args.clients, folder / "practice.db")
         databases = [("SQLite", sqlite)]
-        if not args.no_postgres:
+        if not args.no_postgres and "http" in args.only:
             url = os.environ.get("PORTAL_BENCH_POSTGRES_URL", POSTGRES)
             log(f"practice of {args.clients:,} clients (PostgreSQL)")
             databases.append(("PostgreSQL", dataset.postgres_database(url, args.clients)))
             pg_version = postgres_version(url)
-        for n, (label, url) in enumerate(databases):
+        for n, (label, url) in enumerate(databases if "http" in args.only else []):
             rows += http_figures(driver, url, label, folder, seconds, with_trivial=n == 0)
-        log("bulk export")
-        small_url = dataset.sqlite_copy(small, folder / "small.db")
-        rows += export.rows(export.measure(small_url), export.measure(sqlite), "SQLite")
-        log("onboarding journeys")
-        journeys = 40 if args.quick else 300
-        links = journey.invite(sqlite, journeys)
-        with serve("bench.server:full_app", portal_env(sqlite), "/healthz") as portal:
-            timings, took = journey.run(portal, links, concurrency=4)
-        rows += journey.rows(timings, took, 4, "SQLite")
-        log("policy change")
-        notify = 500 if args.quick else 10_000
-        emailable = dataset.sqlite_copy(notify, folder / "emailable.db", mix="emailable")
-        rows.append(campaign.measure(emailable, timeout=120 if args.quick else 900))
+        if "export" in args.only:
+            log("bulk export")
+            small_url = dataset.sqlite_copy(small, folder / "small.db")
+            rows += export.rows(export.measure(small_url), export.measure(sqlite), "SQLite")
+        if "journey" in args.only:
+            log("onboarding journeys")
+            links = journey.invite(sqlite, 40 if args.quick else 300)
+            with serve("bench.server:full_app", portal_env(sqlite), "/healthz") as portal:
+                timings, took = journey.run(portal, links, concurrency=4)
+            rows += journey.rows(timings, took, 4, "SQLite")
+        if "campaign" in args.only:
+            log("policy change")
+            notify = 500 if args.quick else 10_000
+            emailable = dataset.sqlite_copy(notify, folder / "emailable.db", mix="emailable")
+            rows.append(campaign.measure(emailable, timeout=120 if args.quick else 900))
     print()
     print(report.table(rows))
     if not args.no_doc:

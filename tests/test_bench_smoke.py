@@ -9,6 +9,7 @@ the results are checked for what must hold at any size: no errors, nothing lost.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx2 as httpx
@@ -23,6 +24,20 @@ CLIENTS = 200
 pytestmark = pytest.mark.filterwarnings("ignore:.*expression-based index")
 
 
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "practice.db"
+    dataset.build(f"sqlite:///{path}", CLIENTS)
+    return path
+
+
+@pytest.fixture
+def practice(generated: Path, tmp_path: Path) -> str:
+    """A fresh copy of the generated practice."""
+    shutil.copy(generated, tmp_path / "p.db")
+    return f"sqlite:///{tmp_path / 'p.db'}"
+
+
 def count(url: str, table: str) -> int:
     engine = create_engine(url)
     try:
@@ -33,9 +48,8 @@ def count(url: str, table: str) -> int:
         engine.dispose()
 
 
-def test_the_generator_writes_a_whole_practice(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
-    dataset.build(url, CLIENTS)
+def test_the_generator_writes_a_whole_practice(practice: str) -> None:
+    url = practice
     assert count(url, "client") == CLIENTS
     assert count(url, "enrollment") == CLIENTS
     assert count(url, "client_change") == CLIENTS
@@ -58,9 +72,8 @@ def test_the_generator_writes_a_whole_practice(tmp_path: Path) -> None:
     assert typed == count(url, "signature")  # ...and signed with it
 
 
-def test_the_http_figures_run_against_both_apps(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
-    dataset.build(url, CLIENTS)
+def test_the_http_figures_run_against_both_apps(practice: str, tmp_path: Path) -> None:
+    url = practice
     fx = web.prepare(url, tmp_path, sample=50)
     recording = json.loads(fx.recording.read_text())
     assert any("FROM signature" in s["sql"] for s in recording["statements"])
@@ -85,9 +98,8 @@ def test_the_http_figures_run_against_both_apps(tmp_path: Path) -> None:
         assert "error" not in row.value, row
 
 
-def test_export_journeys_and_a_policy_campaign(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
-    dataset.build(url, CLIENTS)
+def test_export_journeys_and_a_policy_campaign(practice: str, tmp_path: Path) -> None:
+    url = practice
     run = export.measure(url)
     assert run.clients == CLIENTS and run.resources >= CLIENTS and run.peak_mb > 0
 
