@@ -256,8 +256,11 @@ def populate(rt: Runtime, clients: int, mix: str = "practice", seed: int = 7) ->
             for table_name in CLONED:
                 if batch[table_name]:
                     conn.execute(insert(tables[table_name]), batch[table_name])
-    with rt.engine.begin() as conn:
-        conn.execute(text("ANALYZE"))
+    # Fresh statistics; on PostgreSQL VACUUM also moves the bulk-loaded rows out of the GIN
+    # indexes' pending lists (autovacuum would, later), without which a trigram lookup scans them.
+    postgres = rt.engine.dialect.name == "postgresql"
+    with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if postgres else "ANALYZE"))
 
 
 def cache_key(clients: int, mix: str) -> str:
