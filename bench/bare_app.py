@@ -126,11 +126,16 @@ def _substitute(params: Any, same: dict[str, str], fresh_hashes: bool) -> Any:
 
 
 def save_recording(url: str, client_id: str, statements: list[dict[str, Any]], path: Path) -> None:
-    plain = json.loads(json.dumps(statements, default=str))  # as the bare app will read them
+    plain = json.loads(json.dumps(statements, default=_plain))  # as the bare app will read them
     replayer = Replayer(url, {"client_id": client_id, "statements": plain})
     replayer.capture()
     recording = {"client_id": client_id, "statements": replayer.statements}
     path.write_text(json.dumps(recording, default=str))
+
+
+def _plain(value: Any) -> Any:
+    # psycopg wraps JSON parameters (Json(obj)): the database is sent the JSON text.
+    return json.dumps(value.obj) if hasattr(value, "obj") else str(value)
 
 
 def create_bare_app(url: str, recording_path: Path) -> Starlette:
