@@ -11,37 +11,12 @@ from sqlmodel import Session, col, select
 
 def latest_signed_versions(db: Session, enrollment_ids: list[str]) -> dict[str, int]:
     """The policy version of each enrollment's latest signed acknowledgement, for a batch in
-    three queries. Mirrors `portal_signature.service.latest_signed` (the newest acknowledgement
-    nobody superseded whose client-side signers all signed), which costs three queries per
-    enrollment: too many for a practice's whole client list in one request."""
-    from portal_signature.models import Acknowledgement, Signature, SignerSlot
-    from portal_signature.service import AckState
+    three queries (`portal_signature.service.latest_signed` costs three per enrollment: too
+    many for a practice's whole client list in one request)."""
+    from portal_signature.service import latest_signed_by_enrollment
 
-    acks = list(
-        db.exec(
-            select(Acknowledgement).where(col(Acknowledgement.enrollment_id).in_(enrollment_ids))
-        )
-    )
-    ack_ids = [ack.id for ack in acks]
-    slots: dict[str, list[SignerSlot]] = {}
-    for slot in db.exec(
-        select(SignerSlot)
-        .where(col(SignerSlot.acknowledgement_id).in_(ack_ids))
-        .order_by(col(SignerSlot.position))
-    ):
-        slots.setdefault(slot.acknowledgement_id, []).append(slot)
-    signed: dict[str, dict[str, Signature]] = {}
-    for row in db.exec(select(Signature).where(col(Signature.acknowledgement_id).in_(ack_ids))):
-        signed.setdefault(row.acknowledgement_id, {})[row.slot_id] = row
-    superseded = {ack.supersedes_id for ack in acks if ack.supersedes_id}
-    versions: dict[str, int] = {}
-    for ack in sorted(acks, key=lambda a: (a.created_at, a.id), reverse=True):
-        if ack.id in superseded or ack.enrollment_id in versions:
-            continue
-        state = AckState(ack, tuple(slots.get(ack.id, [])), signed.get(ack.id, {}))
-        if state.complete:
-            versions[ack.enrollment_id] = ack.policy_version
-    return versions
+    found = latest_signed_by_enrollment(db, enrollment_ids)
+    return {enrollment_id: state.ack.policy_version for enrollment_id, state in found.items()}
 
 
 def has_complete_ack(enrollment_id: Any, min_version: int | None) -> Any:
