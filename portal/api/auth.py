@@ -7,7 +7,7 @@ from sqlmodel import Session
 from starlette.requests import Request
 
 from portal import audit
-from portal.api.keys import ApiKey, Scope, verify
+from portal.api.keys import ApiKey, Scope, record_use, use_is_due, verify
 from portal.api.problems import ApiProblem
 from portal.audit import Actor, RequestMeta
 from portal.db import transaction, utcnow
@@ -41,15 +41,19 @@ def bearer_token(request: Request) -> str:
 def authenticate(engine: Engine, request: Request, scope: Scope | None) -> ApiKey:
     """The live key calling, allowed `scope` (None: any key). Raises ApiProblem 401 / 403.
 
-    Runs in a short transaction of its own, so last_used_at and the audit event of a refused
+    Runs in short transactions of its own, so last_used_at and the audit event of a refused
     scope are stored even though the call then fails."""
     token = bearer_token(request)
-    with transaction(engine) as db:
-        key = verify(db, token, utcnow())
-        if key is None:
-            allowed = False
-        else:
-            allowed = scope is None or scope.value in key.scopes
+    # Most calls only read: a write transaction (which SQLite serialises) is opened only to
+    # record the key's use, at most once a minute, or a refused scope.
+    with transaction(engine, read_only=True) as db:
+        key = verify(db, token)
+    allowed = key is not None and (scope is None or scope.value in key.scopes)
+    now = utcnow()
+    if key is not None and (not allowed or use_is_due(key, now)):
+        with transaction(engine) as db:
+            if use_is_due(key, now):
+                record_use(db, key, now)
             if not allowed:
                 record_forbidden(db, key, request, scope.value if scope else "")
     if key is None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from portal import audit
@@ -145,8 +145,8 @@ def revoke(db: Session, key: ApiKey, *, actor: Actor, meta: RequestMeta, now: da
     return True
 
 
-def verify(db: Session, presented: str, now: datetime) -> ApiKey | None:
-    """The live key matching `presented`, or None (unknown, malformed or revoked)."""
+def verify(db: Session, presented: str) -> ApiKey | None:
+    """The live key matching `presented`, or None (unknown, malformed or revoked). Reads only."""
     match = _KEY_RE.match(presented)
     if match is None:
         return None
@@ -155,10 +155,17 @@ def verify(db: Session, presented: str, now: datetime) -> ApiKey | None:
         return None
     if key.revoked_at is not None:
         return None
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
-        key.last_used_at = now
-        db.add(key)
     return key
+
+
+def use_is_due(key: ApiKey, now: datetime) -> bool:
+    """Whether `last_used_at` should be written now (at most once a minute per key)."""
+    return key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY
+
+
+def record_use(db: Session, key: ApiKey, now: datetime) -> None:
+    db.execute(update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=now))
+    key.last_used_at = now
 
 
 def looks_like_key(presented: str) -> bool:
