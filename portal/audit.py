@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Engine
 from sqlmodel import Field, Session, SQLModel
 
 from portal.db import UTCDateTime, utcnow
@@ -73,21 +73,55 @@ def record(
     `enrollment_id` ties the event to a client's timeline; it defaults to the subject when the
     subject is an enrollment.
     """
-    meta = meta or RequestMeta.none()
-    if enrollment_id is None and subject_type == "enrollment":
-        enrollment_id = subject_id
-    event = AuditEvent(
-        actor=actor.label,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        enrollment_id=enrollment_id,
-        ip=meta.ip[:64],
-        user_agent=meta.user_agent[:300],
-        detail=detail,
-    )
+    values = _values(actor, action, subject_type, subject_id, meta, enrollment_id)
+    event = AuditEvent(**values, detail=detail)
     from portal.audit_chain import chain_on_flush  # the chain module builds on this one
 
     chain_on_flush(session)
     session.add(event)
     return event
+
+
+def record_alone(
+    engine: Engine,
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    meta: RequestMeta | None = None,
+    *,
+    enrollment_id: str | None = None,
+    **detail: Any,
+) -> None:
+    """Store an audit event in a transaction of its own, now: for a request that changes
+    nothing else (an API read), so the event is the whole write and is kept short.
+
+    The event joins the hash chain exactly as `record`'s do."""
+    from portal.audit_chain import append_values  # the chain module builds on this one
+
+    values = _values(actor, action, subject_type, subject_id, meta, enrollment_id)
+    values.update(at=utcnow(), detail=detail)
+    with engine.begin() as conn:
+        append_values(conn, values)
+
+
+def _values(
+    actor: Actor,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    meta: RequestMeta | None,
+    enrollment_id: str | None,
+) -> dict[str, Any]:
+    meta = meta or RequestMeta.none()
+    if enrollment_id is None and subject_type == "enrollment":
+        enrollment_id = subject_id
+    return {
+        "actor": actor.label,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "enrollment_id": enrollment_id,
+        "ip": meta.ip[:64],
+        "user_agent": meta.user_agent[:300],
+    }

@@ -27,7 +27,15 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    envvar="WEB_CONCURRENCY",
+    help="Worker processes, each with its own app (env: WEB_CONCURRENCY).",
+)
+def serve(host: str, port: int, workers: int) -> None:
     """Serve the portal (and deliver mail in-process unless PORTAL_MAIL_IN_PROCESS=false)."""
     from portal.app import create_app
 
@@ -38,13 +46,18 @@ def serve(host: str, port: int) -> None:
             migrations.check_current(settings, app.state.runtime.engine)
         except migrations.SchemaNotCurrent as exc:
             raise click.ClickException(str(exc)) from None
+        finally:
+            app.state.runtime.engine.dispose()
     if not settings.demo and "127.0.0.1" in settings.base_url:
         logging.getLogger("portal").warning(
             "PORTAL_BASE_URL is %s: links in mail will only work on this machine.",
             settings.base_url,
         )
     uvicorn.run(
-        app,
+        # Several workers need an import string: each process builds its own app.
+        "portal.asgi:app" if workers > 1 else app,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         access_log=False,
@@ -148,6 +161,7 @@ def practice_set(**values: str | None) -> None:
 def _add_plugin_commands() -> None:
     from portal.cli_api import api_key
     from portal.cli_audit import audit
+    from portal.cli_backup import backup, restore
     from portal.cli_export import export_worker
     from portal.cli_staff import staff
     from portal.cli_webhooks import webhook
@@ -158,6 +172,8 @@ def _add_plugin_commands() -> None:
     cli.add_command(staff)
     cli.add_command(api_key)
     cli.add_command(audit)
+    cli.add_command(backup)
+    cli.add_command(restore)
     cli.add_command(export_worker)
     cli.add_command(webhook)
     for group in get_plugin_manager().hook.portal_commands():

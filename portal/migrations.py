@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from portal.plugins import get_plugin_manager
 from portal.resources import migrations_dir
@@ -34,9 +34,17 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock that `portal migrate` holds.
+MIGRATION_LOCK = 0x706F7274616C  # "portal"
+
+
 def upgrade(settings: Settings, engine: Engine) -> None:
     config = alembic_config(settings)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Several containers starting at once each run `portal migrate`: one upgrades,
+            # the others wait here, then find the schema current.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
 

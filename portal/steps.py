@@ -6,10 +6,10 @@ asks and stores is the plugin's business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sqlmodel import Session
 
@@ -94,6 +94,17 @@ class StepHandler(Protocol):
 
     def demo_fill(self, ctx: StepContext) -> None:
         """Complete the step with plausible answers, for `portal demo` data."""
+        ...
+
+
+@runtime_checkable
+class BatchCompletion(Protocol):
+    """Optional for a step handler: `is_complete` for many journeys in one query per step, so
+    the API's records (a page of 500, or one client) don't ask each step once per client."""
+
+    def complete_among(self, db: Session, enrollment_ids: Collection[str]) -> set[str]:
+        """The ids among `enrollment_ids` whose journey has completed this step: exactly those
+        for which `is_complete` would answer True now."""
         ...
 
 

@@ -6,17 +6,18 @@ It runs inside one transaction per request and knows nothing about what a step a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from portal import audit
 from portal.audit import AuditEvent
 from portal.models import Enrollment, EnrollmentStatus, FormSubmission
-from portal.steps import StepContext, StepOutcome, StepSpec, SummaryItem
+from portal.steps import BatchCompletion, StepContext, StepOutcome, StepSpec, SummaryItem
 
 REOPENED = "onboarding.reopened"
 COMPLETION_EVENTS = ("onboarding.completed", REOPENED, "onboarding.reacknowledged")
@@ -35,6 +36,8 @@ class Wizard:
             raise RuntimeError("no onboarding steps are registered")
         self.steps = steps
         self._by_key = {step.key: step for step in steps}
+        # Decided once: the protocol check inspects the handler's attributes.
+        self._batched = [isinstance(step.handler, BatchCompletion) for step in steps]
 
     def get(self, key: str) -> StepSpec | None:
         return self._by_key.get(key)
@@ -47,6 +50,31 @@ class Wizard:
             items.append(ProgressItem(spec, complete, reachable=not blocked))
             blocked = blocked or not complete
         return items
+
+    def completion(
+        self,
+        db: Session,
+        enrollments: Sequence[Enrollment],
+        context: Callable[[Enrollment], StepContext],
+    ) -> dict[str, list[bool]]:
+        """Enrollment id -> whether each step (in order) is complete, for many journeys.
+
+        A step whose handler offers `complete_among` answers for all of them in one go; any
+        other step is asked one journey at a time, in the context `context` builds."""
+        done: dict[str, list[bool]] = {e.id: [] for e in enrollments}
+        contexts: dict[str, StepContext] = {}
+        for spec, batched in zip(self.steps, self._batched, strict=True):
+            if batched and enrollments:
+                complete = cast(BatchCompletion, spec.handler).complete_among(db, list(done))
+                for enrollment_id, flags in done.items():
+                    flags.append(enrollment_id in complete)
+                continue
+            for enrollment in enrollments:
+                ctx = contexts.get(enrollment.id)
+                if ctx is None:
+                    ctx = contexts[enrollment.id] = context(enrollment)
+                done[enrollment.id].append(spec.handler.is_complete(ctx))
+        return done
 
     def first_incomplete(self, ctx: StepContext) -> StepSpec | None:
         for item in self.progress(ctx):

@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,29 +78,38 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A database of its own for this test session, migrated once, dropped at the end."""
+@contextmanager
+def empty_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database named PREFIX_<random>: its URL, dropped afterwards."""
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"portal_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
+        admin.dispose()
         pytest.fail(
             f"PostgreSQL is required at {POSTGRES_URL} ({exc.__class__.__name__}: {exc}). "
             "Start it, set PORTAL_TEST_POSTGRES_URL, or run SQLite only with "
             "PORTAL_TEST_DATABASES=sqlite."
         )
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    settings = _settings(url, smtp_port=1)
-    engine = make_engine(settings)
-    migrations.upgrade(settings, engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of its own for this test session, migrated once, dropped at the end."""
+    with empty_postgres_database("portal_test") as url:
+        settings = _settings(url, smtp_port=1)
+        engine = make_engine(settings)
+        migrations.upgrade(settings, engine)
+        engine.dispose()
+        yield url
 
 
 def _settings(url: str, **overrides: object) -> Settings:

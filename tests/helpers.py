@@ -14,8 +14,9 @@ from portal import invitations
 from portal.audit import Actor, RequestMeta
 from portal.changes import Position
 from portal.db import transaction, utcnow
-from portal.models import Enrollment, Practice
+from portal.models import Client, Enrollment, Practice
 from portal.runtime import Runtime
+from portal_contact.step import DEMO_FORM
 from portal_policy import service as policy_service
 from portal_policy.models import PolicyVersion
 
@@ -167,3 +168,43 @@ def settle_change_log(rt: Runtime, timeout: float = 30.0) -> Position:
             return head
         assert time.monotonic() < deadline, "the change log's safe horizon did not move"
         time.sleep(0.05)
+
+
+def add_client(
+    rt: Runtime,
+    name: str,
+    email: str,
+    *,
+    allow_email: str | None = None,
+    until: str | None = None,
+) -> str:
+    """A client who went through the journey as `portal demo` fills it: every step, or the
+    steps before `until`. `allow_email` is the address they allowed for email."""
+    with transaction(rt.engine) as db:
+        practice = db.get(Practice, 1)
+        assert practice is not None
+        now = utcnow()
+        enrollment, link = invitations.invite(
+            db,
+            rt.services,
+            practice,
+            full_name=name,
+            email=email,
+            actor=Actor("staff", "t"),
+            meta=RequestMeta(),
+            now=now,
+        )
+        invitations.accept_invitation(db, rt.services, link.rsplit("/", 1)[-1], RequestMeta(), now)
+        client = db.get(Client, enrollment.client_id)
+        assert client is not None
+        ctx = rt.step_context(db, practice, client, enrollment, RequestMeta(), now)
+        for spec in rt.wizard.steps:
+            if spec.key == until:
+                break
+            if spec.key == "contact" and allow_email:
+                form = {**DEMO_FORM, "email_address": allow_email, "email_warning_accepted": "yes"}
+                assert spec.handler.submit(ctx, form, "save").ok
+            else:
+                spec.handler.demo_fill(ctx)
+        rt.wizard.complete_if_done(ctx)
+        return enrollment.id

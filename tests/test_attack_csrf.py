@@ -153,3 +153,17 @@ def test_a_new_route_is_swept_and_an_unknown_parameter_stops_the_sweep(
             world.url("/widgets/{widget_id:str}")
     finally:
         app.state.runtime.engine.dispose()
+
+
+def test_probes_and_static_files_get_no_token_but_pages_do(client: TestClient) -> None:
+    """A token (and its cookie) is made only where a form may be shown: a health probe
+    called many times a second, or a stylesheet, needs none; a page does."""
+    for path in ("/healthz", "/static/portal.css"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "set-cookie" not in response.headers, path
+        assert response.headers["x-frame-options"] == "DENY"  # security headers all the same
+    assert client.cookies.get("portal_csrf") is None
+    page = client.get("/")
+    assert page.status_code == 200
+    assert client.cookies.get("portal_csrf") and "portal_csrf=" in page.headers["set-cookie"]

@@ -182,6 +182,50 @@ def test_concurrent_writers_never_fork_the_chain(rt: Runtime, verify: Verify) ->
     assert f"intact: {len(rows)} events" in result.output
 
 
+def test_events_stored_alone_and_with_a_unit_of_work_share_one_chain(
+    rt: Runtime, verify: Verify
+) -> None:
+    """`record_alone` (API reads: a Core insert in its own transaction) and `record` (an ORM
+    flush) append to the same chain concurrently without forking it."""
+    writers, transactions = 6, 5
+    start = threading.Barrier(writers)
+    failures: list[BaseException] = []
+
+    def write(n: int) -> None:
+        actor = Actor("api" if n % 2 else "system", f"writer-{n}")
+        try:
+            start.wait()
+            for i in range(transactions):
+                if n % 2:
+                    audit.record_alone(
+                        rt.engine, actor, "api.client_read", "client", str(i),
+                        RequestMeta("10.0.0.1", "EHR/1.0"), history=bool(i % 2),
+                    )  # fmt: skip
+                    continue
+                with transaction(rt.engine) as db:
+                    audit.record(db, actor, "test.write", "test", str(i), RequestMeta.none())
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with transaction(rt.engine, read_only=True) as db:
+        rows = list(db.exec(select(AuditEvent).order_by(col(AuditEvent.id))))
+    assert len(rows) == writers * transactions
+    assert len({r.prev_hash for r in rows}) == len(rows)
+    alone = [r for r in rows if r.action == "api.client_read"]
+    assert len(alone) == writers // 2 * transactions
+    assert {(r.ip, r.user_agent) for r in alone} == {("10.0.0.1", "EHR/1.0")}
+    assert {r.detail["history"] for r in alone} == {True, False}
+    result = verify()
+    assert result.exit_code == 0, result.output
+    assert f"intact: {len(rows)} events" in result.output
+
+
 def test_an_emptied_head_restarts_from_the_newest_event(rt: Runtime, verify: Verify) -> None:
     with transaction(rt.engine) as db:
         audit.record(db, Actor("system", "t"), "test.one", "test", "1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 import tracemalloc
@@ -26,6 +27,7 @@ from portal.changes import ClientChange, Position
 from portal.db import transaction, utcnow
 from portal.fhir.bulk import jobs, runner, selection, storage, worker
 from portal.fhir.bulk.models import ExportJob, JobStatus
+from portal.fhir.resources import load_batch
 from portal.mail_catcher import MailCatcher
 from portal.models import Client, Enrollment
 from portal.runtime import Runtime
@@ -138,8 +140,29 @@ def test_export_from_kickoff_to_files(
     # Every consent of every client, each once: the same as the facade builds for the batch.
     with transaction(rt.engine, read_only=True) as db:
         everyone = list(db.exec(select(Client).order_by(Client.id)))
-        expected = runner.BUILDERS["Consent"](rt, db, everyone, [s.value for s in Scope])
+        batch = load_batch(rt, db, everyone, [s.value for s in Scope])
+        expected = runner.BUILDERS["Consent"](rt, batch)
     assert sorted(c["id"] for c in found["Consent"]) == sorted(c["id"] for c in expected)
+
+
+def test_ndjson_lines_are_compact_utf8_json(tmp_path: Path) -> None:
+    """One resource per line, compact, UTF-8 unescaped: what json.dumps(ensure_ascii=False,
+    separators=(",", ":")) writes, whatever the text holds."""
+    names = ["Zoë Ångström", "李小龙", 'Quote " and back\\slash', "tab\tnew\nline\x01", "</script>"]
+    patients = [
+        {"resourceType": "Patient", "id": f"p{n}", "active": n % 2 == 0, "name": [{"text": t}]}
+        for n, t in enumerate(names)
+    ]
+    with storage.NdjsonWriter(tmp_path) as writer:
+        writer.write("Patient", patients[:2])
+        writer.write("Patient", patients[2:])
+        writer.write("Consent", [])
+    assert writer.counts == {"Patient": 5}
+    assert [p.name for p in tmp_path.iterdir()] == ["Patient.ndjson"]
+    expected = "".join(
+        json.dumps(p, ensure_ascii=False, separators=(",", ":")) + "\n" for p in patients
+    )
+    assert (tmp_path / "Patient.ndjson").read_bytes() == expected.encode()
 
 
 def test_audit_names_the_key_and_nobody_else(
@@ -312,6 +335,27 @@ def test_cancel_while_running_stops_the_worker(rt: Runtime, population: list[str
     assert list(rt.settings.export_path.glob(f"{job.id}*")) == []
 
 
+def test_a_cancel_during_the_run_is_noticed_at_the_next_progress(
+    rt: Runtime, population: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    patients = runner.BUILDERS["Patient"]
+
+    def cancelling(rt: Runtime, batch: Any) -> list[dict[str, Any]]:
+        batches.append(len(batch.clients))
+        assert jobs.cancel(rt.engine, job.id)
+        return patients(rt, batch)
+
+    monkeypatch.setitem(runner.BUILDERS, "Patient", cancelling)
+    monkeypatch.setattr(runner, "PROGRESS_SECONDS", 0.0)  # progress after every batch
+    _job(rt)
+    job = jobs.claim(rt.engine)
+    assert job is not None
+    with pytest.raises(jobs.LostJob):
+        runner.run(rt, job, batch_size=1)
+    assert batches == [1]  # stopped after the first of three batches
+
+
 def _job(rt: Runtime, **values: Any) -> ExportJob:
     key_id = values.pop("api_key_id", "k" * 32)
     with transaction(rt.engine) as db:
@@ -464,6 +508,35 @@ def test_a_failed_export_answers_500_with_an_outcome(
     assert jobs.expire(rt.engine, root, hours, now=utcnow() + timedelta(hours=hours - 1)) == 0
     assert jobs.expire(rt.engine, root, hours, now=utcnow() + timedelta(hours=hours + 1)) == 1
     assert_outcome(client.get(location, headers=headers(secret)), 404)
+
+
+def test_the_collector_is_paused_per_batch_and_always_resumed(
+    rt: Runtime, population: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    patients = runner.BUILDERS["Patient"]
+
+    def watched(rt: Runtime, batch: Any) -> list[dict[str, Any]]:
+        seen.append(gc.isenabled())
+        return patients(rt, batch)
+
+    monkeypatch.setitem(runner.BUILDERS, "Patient", watched)
+    _job(rt)
+    job = jobs.claim(rt.engine)
+    assert job is not None
+    runner.run(rt, job, batch_size=2)
+    assert seen == [False, False] and gc.isenabled()
+
+    def broken(*args: Any) -> list[dict[str, Any]]:
+        raise RuntimeError("broken")
+
+    monkeypatch.setitem(runner.BUILDERS, "Patient", broken)
+    _job(rt)
+    job = jobs.claim(rt.engine)
+    assert job is not None
+    with pytest.raises(RuntimeError):
+        runner.run(rt, job)
+    assert gc.isenabled()
 
 
 def test_a_stopping_worker_hands_the_job_back(rt: Runtime, population: list[str]) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fhir_validation import validate
 from helpers import onboard, publish_default
-from sqlalchemy import event
+from section_scenarios import build
+from sqlalchemy import event, insert
 from sqlmodel import Session, select
 
+from portal.api.records import latest_enrollments
 from portal.api.sections import ApiSection, ClientRef, FhirMapping
-from portal.db import transaction
+from portal.db import transaction, utcnow
 from portal.fhir import CLIENT_ID_SYSTEM, resources
 from portal.models import Client, Enrollment, EnrollmentStatus
 from portal.runtime import Runtime
@@ -146,3 +150,117 @@ def test_one_query_set_per_batch(fake_only: Runtime) -> None:
         return len(seen)
 
     assert statements(clients[:1]) == statements(clients)
+
+
+def test_a_batch_is_loaded_once_for_both_resource_types(
+    fake_only: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A section feeding Patient.telecom and Consents is loaded once per batch, not per type."""
+    rt = fake_only
+    publish_default(rt)
+    onboard(rt, "Jordan Avery", "jordan@example.com")
+    calls: list[int] = []
+
+    def counted(db: Session, refs: Sequence[ClientRef], history: bool) -> dict[str, Any]:
+        calls.append(len(refs))
+        return _fake_load(db, refs, history)
+
+    rt.api_sections = [ApiSection(**{**vars(FAKE_CONTACT), "load": counted})]
+    clients = _clients(rt)
+    with transaction(rt.engine, read_only=True) as db:
+        batch = resources.load_batch(rt, db, clients, ["clients:read", "contacts:read"])
+    assert calls == [len(clients)]
+    assert resources.build_patients(rt, batch)[0]["telecom"][0]["value"] == "+12065550100"
+    assert [c["id"] for c in resources.build_consents(rt, batch)] == [
+        f"fake-{clients[0].id}-a",
+        f"fake-{clients[0].id}-b",
+    ]
+
+
+def test_bulk_loaders_give_the_sections_own_values(rt: Runtime) -> None:
+    """Each plugin's FHIR bulk loader (Core rows, no ORM objects) returns exactly what the
+    section's own loader does with history, key order included: the resources built from
+    either are the same bytes."""
+    population = build(rt)
+    invited = onboard(rt, "Avery Quinn", "avery@example.com", steps=0)  # nothing recorded yet
+    ids = [*population.all(), invited.client_id]
+    with transaction(rt.engine, read_only=True) as db:
+        enrollments = latest_enrollments(db, ids)
+        refs = [ClientRef(c, enrollments[c].id) for c in ids]
+        refs.append(ClientRef("f" * 32, None))  # a client with no journey
+        bulk = [s for s in rt.api_sections if s.fhir.load is not None]
+        assert {s.key for s in bulk} == {"contact", "acknowledgements", "testimonial"}
+        for section in bulk:
+            assert section.fhir.load is not None
+            expected = dict(section.load(db, refs, True))
+            found = dict(section.fhir.load(rt.settings, db, refs))
+            assert len(expected) >= 2, section.key  # the scenarios give each section records
+            assert json.dumps(found) == json.dumps(expected), section.key
+
+
+def test_real_sections_cost_one_query_set_per_batch(rt: Runtime) -> None:
+    population = build(rt)
+    with transaction(rt.engine, read_only=True) as db:
+        clients = list(db.exec(select(Client).where(Client.id.in_(population.all()))))  # type: ignore[attr-defined]
+
+    def statements(batch: list[Client]) -> int:
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            seen.append(args[2])
+
+        event.listen(rt.engine, "before_cursor_execute", count)
+        try:
+            with transaction(rt.engine, read_only=True) as db:
+                resources.load_batch(rt, db, batch, ["clients:read", "contacts:read"])
+        finally:
+            event.remove(rt.engine, "before_cursor_execute", count)
+        return len(seen)
+
+    assert statements(clients[:1]) == statements(clients)
+
+
+def test_current_journeys_choose_as_the_api_does(rt: Runtime) -> None:
+    """The Core-row reading of each client's current journey picks the same journey as
+    latest_enrollments: the newest not cancelled, else the newest."""
+    now = utcnow()
+    cancelled, invited = EnrollmentStatus.CANCELLED, EnrollmentStatus.INVITED
+    journeys = {  # client -> [(enrollment id, status)], oldest first
+        "a" * 32: [("a1", invited), ("a2", cancelled)],  # the older one still runs
+        "b" * 32: [("b1", cancelled), ("b2", cancelled)],  # all cancelled: the newest
+        "c" * 32: [("c1", invited), ("c2", invited)],  # the newest
+        "d" * 32: [("d1", cancelled), ("d2", invited), ("d3", cancelled)],
+    }
+    with transaction(rt.engine) as db:
+        db.execute(
+            insert(Client),
+            [
+                {"id": c, "full_name": c, "email": f"{c}@example.com", "created_at": now}
+                for c in journeys
+            ],
+        )
+        db.execute(
+            insert(Enrollment),
+            [
+                {
+                    "id": f"{enrollment:0<32}",
+                    "client_id": client,
+                    "status": status,
+                    "created_at": now + timedelta(minutes=n),
+                    "resume_nonce": "x",
+                }
+                for client, rows in journeys.items()
+                for n, (enrollment, status) in enumerate(rows)
+            ],
+        )
+    ids = [*journeys, "e" * 32]
+    with transaction(rt.engine, read_only=True) as db:
+        found = {c: (e.id, e.status) for c, e in resources.current_journeys(db, ids).items()}
+        expected = {c: (e.id, e.status) for c, e in latest_enrollments(db, ids).items()}
+    assert found == expected
+    assert {c: e[0][:2] for c, e in found.items()} == {
+        "a" * 32: "a1",
+        "b" * 32: "b2",
+        "c" * 32: "c2",
+        "d" * 32: "d2",
+    }

@@ -10,20 +10,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import make_staff, open_link, post_form, publish_default, staff_sign_in, submit_step
+from helpers import (
+    add_client,
+    make_staff,
+    open_link,
+    post_form,
+    publish_default,
+    staff_sign_in,
+    submit_step,
+)
 from sqlmodel import col, select
 from starlette.testclient import TestClient
 from test_cli import run  # noqa: F401  (the fixture)
 from test_signature_step import choose, sign
 
-from portal import invitations
 from portal.audit import Actor, AuditEvent, RequestMeta
 from portal.db import transaction, utcnow
 from portal.mail_catcher import MailCatcher
 from portal.models import Client, Enrollment, EnrollmentStatus, Practice
 from portal.outbox import OutboxMessage
 from portal.runtime import Runtime
-from portal_contact.step import DEMO_FORM
 from portal_policy import campaign, campaign_progress, signed_records
 from portal_policy.models import PolicyCampaign, PolicyCampaignRecipient, PolicyVersion
 from portal_policy.publishing import publish_new_version
@@ -40,46 +46,6 @@ def new_source(extra: str = "") -> str:
     )
     assert changed != default_policy_source()
     return changed + NEW_SECTION + extra
-
-
-def add_client(
-    rt: Runtime,
-    name: str,
-    email: str,
-    *,
-    allow_email: str | None = None,
-    until: str | None = None,
-) -> str:
-    """A client who went through the journey as `portal demo` fills it: every step, or the
-    steps before `until`. `allow_email` is the address they allowed for email."""
-    with transaction(rt.engine) as db:
-        practice = db.get(Practice, 1)
-        assert practice is not None
-        now = utcnow()
-        enrollment, link = invitations.invite(
-            db,
-            rt.services,
-            practice,
-            full_name=name,
-            email=email,
-            actor=Actor("staff", "t"),
-            meta=RequestMeta(),
-            now=now,
-        )
-        invitations.accept_invitation(db, rt.services, link.rsplit("/", 1)[-1], RequestMeta(), now)
-        client = db.get(Client, enrollment.client_id)
-        assert client is not None
-        ctx = rt.step_context(db, practice, client, enrollment, RequestMeta(), now)
-        for spec in rt.wizard.steps:
-            if spec.key == until:
-                break
-            if spec.key == "contact" and allow_email:
-                form = {**DEMO_FORM, "email_address": allow_email, "email_warning_accepted": "yes"}
-                assert spec.handler.submit(ctx, form, "save").ok
-            else:
-                spec.handler.demo_fill(ctx)
-        rt.wizard.complete_if_done(ctx)
-        return enrollment.id
 
 
 def run_step(rt: Runtime, enrollment_id: str, key: str, form: dict[str, str]) -> None:

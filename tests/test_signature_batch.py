@@ -1,33 +1,55 @@
-"""The board's batch lookup of signed acknowledgements agrees with the one-by-one lookup."""
+"""The board's and the campaigns' batch lookup of signed acknowledgements agrees with the
+one-by-one lookup the client's receipt uses."""
 
 from __future__ import annotations
 
 from helpers import onboard, publish_default
 
-from portal.db import transaction
+from portal.audit import Actor, RequestMeta
+from portal.db import transaction, utcnow
+from portal.models import Practice
 from portal.runtime import Runtime
-from portal_signature import service
+from portal_policy import service as policy_service
+from portal_signature import esign, service
 
 
-def test_latest_signed_by_enrollment_matches_latest_signed(rt: Runtime) -> None:
+def _countersign(rt: Runtime, enrollment_id: str) -> None:
+    with transaction(rt.engine) as db:
+        state = service.latest_signed(db, enrollment_id)
+        assert state is not None and state.therapist_slot is not None
+        policy = policy_service.current(db)
+        practice = db.get(Practice, 1)
+        assert practice is not None
+        assert policy is not None
+        service.sign(
+            db, state, state.therapist_slot, policy,
+            typed_name="Dr. Maya Patel", disclosure=esign.disclosure(practice),
+            actor=Actor("staff", "therapist"), meta=RequestMeta.none(), now=utcnow(),
+        )  # fmt: skip
+
+
+def test_latest_signed_summaries_match_latest_signed(rt: Runtime) -> None:
     publish_default(rt)
     enrollments = [
-        onboard(rt, "Avery Chen", "avery@example.com"),  # signed
+        onboard(rt, "Avery Chen", "avery@example.com"),  # signed, countersignature pending
         onboard(rt, "Sam Okafor", "sam@example.com", steps=2),  # no acknowledgement yet
         onboard(rt, "Riley Moreno", "riley@example.com", steps=0),  # invited only
-        onboard(rt, "Quinn Ellis", "quinn@example.com"),  # signed
+        onboard(rt, "Quinn Ellis", "quinn@example.com"),  # signed, then countersigned
     ]
     ids = [e.id for e in enrollments]
+    _countersign(rt, ids[3])
     with transaction(rt.engine, read_only=True) as db:
-        batch = service.latest_signed_by_enrollment(db, ids)
+        batch = service.latest_signed_summaries(db, ids)
         one_by_one = {i: service.latest_signed(db, i) for i in ids}
     assert set(batch) == {ids[0], ids[3]}
+    assert batch[ids[0]].countersignature_pending
+    assert not batch[ids[3]].countersignature_pending
     for enrollment_id, state in one_by_one.items():
         found = batch.get(enrollment_id)
         if state is None:
             assert found is None
         else:
             assert found is not None
-            assert found.ack.id == state.ack.id
-            assert [s.id for s in found.slots] == [s.id for s in state.slots]
-            assert set(found.signed) == set(state.signed)
+            assert found.ack_id == state.ack.id
+            assert found.policy_version == state.ack.policy_version
+            assert found.countersignature_pending == state.countersignature_pending

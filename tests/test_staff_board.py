@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from helpers import make_staff, post_form, publish_default, staff_sign_in
 from sqlmodel import select
 from starlette.testclient import TestClient
@@ -257,3 +258,95 @@ def test_only_the_clients_own_therapist_countersigns(client: TestClient, rt: Run
     mine = TestClient(app, base_url="http://testserver", follow_redirects=False)
     staff_sign_in(mine, own)
     assert post_form(mine, url, {"confirm": "yes", "typed_name": "Dr. Own"}).status_code == 303
+
+
+def test_search_short_terms_match_the_start_of_a_word_longer_ones_anywhere(
+    client: TestClient, rt: Runtime
+) -> None:
+    add_client(rt, "Sam Okafor", "sam.okafor@example.com")
+    add_client(rt, "Ana Lima-Brook", "al@example.com")
+    add_client(rt, "Joe Hookes", "joe@example.com")
+    signed_in(client, rt)
+
+    def found(term: str) -> set[str]:
+        page = client.get("/staff/", params={"q": term}, headers={"HX-Request": "true"}).text
+        names = {"Sam Okafor", "Ana Lima-Brook", "Joe Hookes"}
+        return {name for name in names if name in page}
+
+    assert found("ok") == {"Sam Okafor"}  # not "Hookes": two letters start a word
+    assert found("Br") == {"Ana Lima-Brook"}  # after a hyphen too
+    assert found("o") == {"Sam Okafor"}
+    assert found("jo") == {"Joe Hookes"}  # first name and email
+    assert found("al") == {"Ana Lima-Brook"}  # the email's start
+    assert found("oke") == {"Joe Hookes"}  # three letters: anywhere
+    assert found("OKA") == {"Sam Okafor"}
+    assert found("ma-b") == {"Ana Lima-Brook"}
+    assert found("e.com") == {"Sam Okafor", "Ana Lima-Brook", "Joe Hookes"}
+    assert found('"o') == found("a%") == found("zzq") == set()
+    assert "One or two letters" in client.get("/staff/").text  # the help text says so
+
+
+def test_a_renamed_client_is_found_by_the_new_name_only(client: TestClient, rt: Runtime) -> None:
+    from sqlalchemy import update
+
+    enrollment_id = add_client(rt, "Riley Marsh", "riley@example.com")
+    signed_in(client, rt)
+    assert enrollment_id in client.get("/staff/?q=marsh").text
+    with transaction(rt.engine) as db:
+        enrollment = db.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        db.execute(
+            update(Client)
+            .where(Client.id == enrollment.client_id)  # type: ignore[arg-type]
+            .values(full_name="Riley Quade", email="rq@example.com")
+        )
+    for term in ["quade", "qu", "rq@"]:
+        assert enrollment_id in client.get("/staff/", params={"q": term}).text, term
+    for term in ["marsh", "ma", "riley@"]:
+        assert enrollment_id not in client.get("/staff/", params={"q": term}).text, term
+
+
+def test_search_pages_are_the_same_from_the_index_and_from_the_walk(
+    client: TestClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A term matching at most CAP clients is answered from the index, a commoner one by
+    walking the board's order: the pages, their order and their ends are the same."""
+    from portal.staff import board_search
+
+    with transaction(rt.engine) as db:
+        for i in range(PAGE_SIZE + 9):
+            name = f"Morgan Client{i:03d}" if i % 3 else f"Quinn Other{i:03d}"
+            person = Client(full_name=name, email=f"m{i}@example.com")
+            db.add(person)
+            db.add(Enrollment(client_id=person.id))
+    signed_in(client, rt)
+
+    def every_page(term: str, sort: str) -> list[str]:
+        seen: list[str] = []
+        url = f"/staff/?q={term}&sort={sort}"
+        while url:
+            page = client.get(url).text
+            seen += [
+                row.split("<", 1)[0].split(">")[-1] for row in page.split("/staff/clients/")[1:]
+            ]
+            marker = 'rel="next" href="'
+            url = (
+                page.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")
+                if marker in page
+                else ""
+            )
+        return seen
+
+    terms = ["mo", "client0", "m"]
+    for sort in ["invited", "name"]:
+        monkeypatch.setattr(board_search, "CAP", 0)  # every match is "too many": walk
+        walked = {term: every_page(term, sort) for term in terms}
+        monkeypatch.setattr(board_search, "CAP", 10_000)  # sort the index's matches
+        indexed = {term: every_page(term, sort) for term in terms}
+        assert walked == indexed
+        assert (
+            len(walked["mo"])
+            == len(set(walked["mo"]))
+            == sum(1 for i in range(PAGE_SIZE + 9) if i % 3)
+        )
+        assert all(name.startswith("Morgan Client0") for name in walked["client0"])

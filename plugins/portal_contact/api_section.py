@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from portal.api.records import iso
@@ -86,16 +87,20 @@ def revision_json(row: ContactPreference) -> dict[str, Any]:
     }
 
 
+# Built once (the ids expand): building a select per call cost as much as running it.
+_REVISIONS = (
+    select(ContactPreference)
+    .where(col(ContactPreference.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(ContactPreference.revision).desc())
+)
+
+
 def load(db: Session, refs: Sequence[ClientRef], history: bool) -> dict[str, Any]:
     """client id -> the current revision of their latest journey (with earlier ones)."""
     clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
     if not clients:
         return {}
-    rows = db.exec(
-        select(ContactPreference)
-        .where(col(ContactPreference.enrollment_id).in_(list(clients)))
-        .order_by(col(ContactPreference.revision).desc())
-    )
+    rows = db.exec(_REVISIONS, params={"ids": list(clients)})
     by_enrollment: dict[str, list[ContactPreference]] = {}
     for row in rows:
         by_enrollment.setdefault(row.enrollment_id, []).append(row)

@@ -4,12 +4,16 @@ confidential communications)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
+
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_contact import service
 from portal_contact.choices import MAX_PHONES, PHONE_KINDS, ContactChoices, parse_contact_form
+from portal_contact.models import ContactPreference
 from portal_contact.prefill import form_values
 from portal_contact.wording import (
     EMAIL_ACCEPTANCE,
@@ -20,6 +24,10 @@ from portal_contact.wording import (
     VOICEMAIL_OPTIONS,
 )
 
+# Journeys, among some, with a contact preference (built once; the ids expand).
+_ANSWERED = select(ContactPreference.enrollment_id).where(
+    col(ContactPreference.enrollment_id).in_(bindparam("ids", expanding=True))
+)
 CONCURRENT_CHANGE_MESSAGE = (
     "Your contact choices were just saved from another window. Please check them and save again."
 )
@@ -33,6 +41,10 @@ DEMO_FORM = {
 class ContactStep:
     def is_complete(self, ctx: StepContext) -> bool:
         return service.latest(ctx.db, ctx.enrollment.id) is not None
+
+    def complete_among(self, db: Session, enrollment_ids: Collection[str]) -> set[str]:
+        """`is_complete` for many journeys: who has said how they may be contacted."""
+        return set(db.exec(_ANSWERED, params={"ids": list(enrollment_ids)}))
 
     def context(self, ctx: StepContext) -> dict[str, Any]:
         return {

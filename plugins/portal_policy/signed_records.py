@@ -13,10 +13,10 @@ def latest_signed_versions(db: Session, enrollment_ids: list[str]) -> dict[str, 
     """The policy version of each enrollment's latest signed acknowledgement, for a batch in
     three queries (`portal_signature.service.latest_signed` costs three per enrollment: too
     many for a practice's whole client list in one request)."""
-    from portal_signature.service import latest_signed_by_enrollment
+    from portal_signature.service import latest_signed_summaries
 
-    found = latest_signed_by_enrollment(db, enrollment_ids)
-    return {enrollment_id: state.ack.policy_version for enrollment_id, state in found.items()}
+    found = latest_signed_summaries(db, enrollment_ids)
+    return {enrollment_id: signed.policy_version for enrollment_id, signed in found.items()}
 
 
 def has_complete_ack(enrollment_id: Any, min_version: int | None) -> Any:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import bindparam
+from sqlmodel import Session, col, select
 
 from portal import audit
 from portal.steps import StepContext, StepOutcome, SummaryItem
@@ -39,11 +40,27 @@ def changes_since_read(ctx: StepContext, version: PolicyVersion) -> PolicyChange
     return None if earlier is None else changes.between(earlier, version)
 
 
+# Who read the current (highest) version, among some journeys: `complete_among`'s one query,
+# built once (the ids are an expanding parameter).
+_CURRENT_ID = (
+    select(PolicyVersion.id).order_by(col(PolicyVersion.version).desc()).limit(1).scalar_subquery()
+)
+_READ_CURRENT = (
+    select(PolicyReading.enrollment_id)
+    .where(col(PolicyReading.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .where(PolicyReading.policy_version_id == _CURRENT_ID)
+)
+
+
 class PolicyStep:
     def is_complete(self, ctx: StepContext) -> bool:
         version = service.current(ctx.db)
         # Read means read *this* version: a new version published mid-journey is read again.
         return version is not None and _reading(ctx, version) is not None
+
+    def complete_among(self, db: Session, enrollment_ids: Collection[str]) -> set[str]:
+        """`is_complete` for many journeys: who read the current version."""
+        return set(db.exec(_READ_CURRENT, params={"ids": list(enrollment_ids)}))
 
     def context(self, ctx: StepContext) -> dict[str, Any]:
         version = service.current(ctx.db)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
@@ -108,25 +109,40 @@ def discussion_json(row: PolicyDiscussion, staff_name: str) -> dict[str, Any]:
     }
 
 
+# The five queries, built once with the ids as an expanding parameter: building a select and
+# its cache key per call cost about as much as running it.
+_ACKS = select(Acknowledgement).where(
+    col(Acknowledgement.enrollment_id).in_(bindparam("ids", expanding=True))
+)
+_SLOTS = (
+    select(SignerSlot)
+    .where(col(SignerSlot.acknowledgement_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(SignerSlot.position))
+)
+_SIGNATURES = select(Signature).where(
+    col(Signature.acknowledgement_id).in_(bindparam("ids", expanding=True))
+)
+_PAPERS = (
+    select(PaperAcknowledgement)
+    .options(defer(PaperAcknowledgement.content))  # type: ignore[arg-type]
+    .where(col(PaperAcknowledgement.enrollment_id).in_(bindparam("ids", expanding=True)))
+)
+_DISCUSSIONS = (
+    select(PolicyDiscussion, StaffAccount.name)
+    .join(StaffAccount, col(StaffAccount.id) == col(PolicyDiscussion.staff_account_id))
+    .where(col(PolicyDiscussion.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(PolicyDiscussion.discussed_on).desc(), col(PolicyDiscussion.recorded_at).desc())
+)
+
+
 def _online(
     db: Session, enrollment_ids: list[str], history: bool, policy_url: PolicyUrl
 ) -> dict[str, list[tuple[Any, dict[str, Any]]]]:
     """enrollment id -> [(sort key, item)] for the online acknowledgements (three queries)."""
-    acks = list(
-        db.exec(
-            select(Acknowledgement).where(col(Acknowledgement.enrollment_id).in_(enrollment_ids))
-        )
-    )
+    acks = list(db.exec(_ACKS, params={"ids": enrollment_ids}))
     ack_ids = [ack.id for ack in acks]
-    slots = db.exec(
-        select(SignerSlot)
-        .where(col(SignerSlot.acknowledgement_id).in_(ack_ids))
-        .order_by(col(SignerSlot.position))
-    ).all()
-    signatures = {
-        row.slot_id: row
-        for row in db.exec(select(Signature).where(col(Signature.acknowledgement_id).in_(ack_ids)))
-    }
+    slots = db.exec(_SLOTS, params={"ids": ack_ids}).all()
+    signatures = {row.slot_id: row for row in db.exec(_SIGNATURES, params={"ids": ack_ids})}
     signers: dict[str, list[dict[str, Any]]] = {}
     for slot in slots:
         signers.setdefault(slot.acknowledgement_id, []).append(
@@ -152,25 +168,23 @@ def load(
     ids = list(clients)
     policy_url = partial(versioned_policy_url, settings)
     items = _online(db, ids, history, policy_url)
-    papers = db.exec(
-        select(PaperAcknowledgement)
-        .options(defer(PaperAcknowledgement.content))  # type: ignore[arg-type]
-        .where(col(PaperAcknowledgement.enrollment_id).in_(ids))
-    )
+    papers = db.exec(_PAPERS, params={"ids": ids})
     for paper in papers:
         key = (paper.recorded_at, paper.id)
         items.setdefault(paper.enrollment_id, []).append((key, paper_json(paper, policy_url)))
     discussions: dict[str, list[dict[str, Any]]] = {}
-    rows = db.exec(
-        select(PolicyDiscussion, StaffAccount.name)
-        .join(StaffAccount, col(StaffAccount.id) == col(PolicyDiscussion.staff_account_id))
-        .where(col(PolicyDiscussion.enrollment_id).in_(ids))
-        .order_by(
-            col(PolicyDiscussion.discussed_on).desc(), col(PolicyDiscussion.recorded_at).desc()
-        )
-    )
+    rows = db.exec(_DISCUSSIONS, params={"ids": ids})
     for row, staff_name in rows:
         discussions.setdefault(row.enrollment_id, []).append(discussion_json(row, staff_name))
+    return section_values(clients, items, discussions)
+
+
+def section_values(
+    clients: dict[str, str],
+    items: dict[str, list[tuple[Any, dict[str, Any]]]],
+    discussions: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Each client's section: signed items newest first (by their sort key), and discussions."""
     values: dict[str, Any] = {}
     for enrollment_id in items.keys() | discussions.keys():
         ordered = sorted(items.get(enrollment_id, []), key=lambda pair: pair[0], reverse=True)

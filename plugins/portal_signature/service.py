@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -20,6 +21,8 @@ from portal_policy.models import PolicyVersion
 from portal_signature import esign
 from portal_signature.models import Acknowledgement, Role, Signature, SignerSlot
 from portal_signature.parties import SignerPlan, relationship_words
+
+_Ack = TypeVar("_Ack", bound=Any)  # an Acknowledgement, or a row of some of its columns
 
 
 class ConcurrentChange(Exception):
@@ -78,8 +81,8 @@ def load_state(db: Session, ack: Acknowledgement) -> AckState:
     return AckState(ack, tuple(slots), {row.slot_id: row for row in rows})
 
 
-def _heads(acks: list[Acknowledgement]) -> list[Acknowledgement]:
-    """Acknowledgements nobody superseded, newest first."""
+def _heads(acks: list[_Ack]) -> list[_Ack]:
+    """Acknowledgements (objects or rows) nobody superseded, newest first."""
     superseded = {ack.supersedes_id for ack in acks if ack.supersedes_id}
     heads = [ack for ack in acks if ack.id not in superseded]
     return sorted(heads, key=lambda ack: (ack.created_at, ack.id), reverse=True)
@@ -115,35 +118,53 @@ def latest_signed(db: Session, enrollment_id: str) -> AckState | None:
     return None
 
 
-def latest_signed_by_enrollment(db: Session, enrollment_ids: Sequence[str]) -> dict[str, AckState]:
-    """`latest_signed` for many enrollments in three queries (a board page asks for 50)."""
-    acks = list(
-        db.exec(
-            select(Acknowledgement).where(col(Acknowledgement.enrollment_id).in_(enrollment_ids))
-        )
-    )
+@dataclass(frozen=True)
+class SignedSummary:
+    """What the board and the campaigns need of an enrollment's latest signed acknowledgement."""
+
+    ack_id: str
+    policy_version: int
+    countersignature_pending: bool
+
+
+def latest_signed_summaries(db: Session, enrollment_ids: Sequence[str]) -> dict[str, SignedSummary]:
+    """`latest_signed` for many enrollments (a board page asks for 50, a campaign batch for
+    hundreds), in three queries of plain columns: the same choice of acknowledgement, without
+    loading names, statements and request context into objects nobody reads."""
+    acks = db.exec(
+        select(
+            Acknowledgement.id,
+            Acknowledgement.enrollment_id,
+            Acknowledgement.created_at,
+            Acknowledgement.policy_version,
+            Acknowledgement.supersedes_id,
+        ).where(col(Acknowledgement.enrollment_id).in_(enrollment_ids))
+    ).all()
     if not acks:
         return {}
     ack_ids = [ack.id for ack in acks]
-    slots: dict[str, list[SignerSlot]] = {}
-    for slot in db.exec(
-        select(SignerSlot)
-        .where(col(SignerSlot.acknowledgement_id).in_(ack_ids))
-        .order_by(col(SignerSlot.position))
+    slots: dict[str, list[tuple[str, str]]] = {}
+    for slot_id, ack_id, role in db.exec(
+        select(SignerSlot.id, SignerSlot.acknowledgement_id, SignerSlot.role).where(
+            col(SignerSlot.acknowledgement_id).in_(ack_ids)
+        )
     ):
-        slots.setdefault(slot.acknowledgement_id, []).append(slot)
-    signed: dict[str, dict[str, Signature]] = {}
-    for row in db.exec(select(Signature).where(col(Signature.acknowledgement_id).in_(ack_ids))):
-        signed.setdefault(row.acknowledgement_id, {})[row.slot_id] = row
-    by_enrollment: dict[str, list[Acknowledgement]] = {}
+        slots.setdefault(ack_id, []).append((slot_id, role))
+    signed = set(
+        db.exec(select(Signature.slot_id).where(col(Signature.acknowledgement_id).in_(ack_ids)))
+    )
+    by_enrollment: dict[str, list[Any]] = {}
     for ack in acks:
         by_enrollment.setdefault(ack.enrollment_id, []).append(ack)
-    found: dict[str, AckState] = {}
+    found: dict[str, SignedSummary] = {}
     for enrollment_id, theirs in by_enrollment.items():
         for ack in _heads(theirs):
-            state = AckState(ack, tuple(slots.get(ack.id, ())), signed.get(ack.id, {}))
-            if state.complete:
-                found[enrollment_id] = state
+            theirs_slots = slots.get(ack.id, [])
+            client = [slot for slot, role in theirs_slots if role != Role.THERAPIST]
+            therapist = [slot for slot, role in theirs_slots if role == Role.THERAPIST]
+            if client and all(slot in signed for slot in client):  # AckState.complete
+                pending = bool(therapist) and therapist[0] not in signed
+                found[enrollment_id] = SignedSummary(ack.id, ack.policy_version, pending)
                 break
     return found
 

@@ -6,14 +6,17 @@ client asked to change it before anyone signed) and "sign" (the next unsigned sl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
+
+from sqlalchemy import and_, bindparam
+from sqlmodel import Session, col, select
 
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_policy import service as policy_service
 from portal_policy.models import PolicyVersion
 from portal_signature import esign, service
-from portal_signature.models import Party, Role
+from portal_signature.models import Acknowledgement, Party, Role, Signature, SignerSlot
 from portal_signature.parties import (
     MAX_OTHER_ADULTS,
     PARTY_OPTIONS,
@@ -46,6 +49,51 @@ def _state(ctx: StepContext) -> tuple[PolicyVersion | None, AckState | None]:
     if policy is None:
         return None, None
     return policy, service.state_for_version(ctx.db, ctx.enrollment.id, policy.id)
+
+
+# `SignatureStep.complete_among`'s two queries, built once (the ids expand): the
+# acknowledgements of the current (highest) policy version, and their client-side slots, each
+# with its signature if any.
+_CURRENT_ID = (
+    select(PolicyVersion.id).order_by(col(PolicyVersion.version).desc()).limit(1).scalar_subquery()
+)
+_CURRENT_ACKS = (
+    select(
+        Acknowledgement.id,
+        Acknowledgement.enrollment_id,
+        Acknowledgement.created_at,
+        Acknowledgement.supersedes_id,
+    )
+    .where(col(Acknowledgement.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .where(Acknowledgement.policy_version_id == _CURRENT_ID)
+)
+_CLIENT_SLOTS = (
+    select(SignerSlot.acknowledgement_id, Signature.id)
+    .outerjoin(
+        Signature,
+        and_(
+            col(Signature.slot_id) == SignerSlot.id,
+            col(Signature.acknowledgement_id) == SignerSlot.acknowledgement_id,
+        ),
+    )
+    .where(col(SignerSlot.acknowledgement_id).in_(bindparam("ids", expanding=True)))
+    .where(SignerSlot.role != Role.THERAPIST)
+)
+
+
+def _acks_in_force(db: Session, enrollment_ids: Collection[str]) -> dict[str, str]:
+    """Enrollment id -> the acknowledgement `state_for_version` finds for the current policy
+    version: the newest that no acknowledgement of that version supersedes."""
+    rows = db.exec(_CURRENT_ACKS, params={"ids": list(enrollment_ids)}).all()
+    superseded = {row.supersedes_id for row in rows if row.supersedes_id}
+    newest: dict[str, Any] = {}
+    for row in rows:
+        best = newest.get(row.enrollment_id)
+        if row.id not in superseded and (
+            best is None or (row.created_at, row.id) > (best.created_at, best.id)
+        ):
+            newest[row.enrollment_id] = row
+    return {enrollment_id: row.id for enrollment_id, row in newest.items()}
 
 
 def plan_values(state: AckState) -> dict[str, str]:
@@ -86,6 +134,17 @@ class SignatureStep:
     def is_complete(self, ctx: StepContext) -> bool:
         _policy, state = _state(ctx)
         return state is not None and state.complete
+
+    def complete_among(self, db: Session, enrollment_ids: Collection[str]) -> set[str]:
+        """`is_complete` for many journeys in two queries: whose acknowledgement of the current
+        version has client-side signer slots, each signed (`AckState.complete`)."""
+        heads = _acks_in_force(db, enrollment_ids)
+        if not heads:
+            return set()
+        slots = db.exec(_CLIENT_SLOTS, params={"ids": list(heads.values())}).all()
+        with_slots = {ack_id for ack_id, _signature in slots}
+        unsigned = {ack_id for ack_id, signature in slots if signature is None}
+        return {e for e, ack_id in heads.items() if ack_id in with_slots - unsigned}
 
     def context(self, ctx: StepContext) -> dict[str, Any]:
         policy, state = _state(ctx)

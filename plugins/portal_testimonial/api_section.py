@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from portal.api.records import iso
@@ -91,15 +92,19 @@ def current_json(row: TestimonialDecision) -> dict[str, Any]:
     }
 
 
+# Built once (the ids expand): building a select per call cost as much as running it.
+_DECISIONS = (
+    select(TestimonialDecision)
+    .where(col(TestimonialDecision.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id))
+)
+
+
 def load(db: Session, refs: Sequence[ClientRef], history: bool) -> dict[str, Any]:
     clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
     if not clients:
         return {}
-    rows = db.exec(
-        select(TestimonialDecision)
-        .where(col(TestimonialDecision.enrollment_id).in_(list(clients)))
-        .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id))
-    )
+    rows = db.exec(_DECISIONS, params={"ids": list(clients)})
     by_enrollment: dict[str, list[TestimonialDecision]] = {}
     for row in rows:
         by_enrollment.setdefault(row.enrollment_id, []).append(row)

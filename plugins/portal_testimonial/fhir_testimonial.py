@@ -9,14 +9,19 @@ ends the "yes" and starts a "deny" of its own.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from portal.api.fhir_consent import POLICY_RULE_SYSTEM, concept, consent, period
-from portal.api.sections import FhirMapping
+from portal.api.sections import ClientRef, FhirMapping
+from portal.fhir.rows import IDS, as_model, core_rows
+from portal.settings import Settings
+from portal_testimonial import api_section  # a cycle: api_section names MAPPING, read at call time
 from portal_testimonial.choices import NO, PLACEMENTS
 from portal_testimonial.models import TestimonialDecision
+from portal_testimonial.service import chain_order
 
 PREFIX = "testimonial"
 ATTRIBUTION_SYSTEM = "urn:intake-portal:testimonial-attribution"
@@ -26,6 +31,11 @@ ATTRIBUTION_WORDS = {
     "initials": "With the client's initials",
     "first_name": "With the client's first name",
 }
+# Built once and shared: the same in every Consent.
+ATTRIBUTION_CODES = {
+    key: concept(ATTRIBUTION_SYSTEM, key, words) for key, words in ATTRIBUTION_WORDS.items()
+}
+PLACEMENT_CODES = {key: concept(PLACEMENT_SYSTEM, key, words) for key, words in PLACEMENTS.items()}
 DISCLOSE = concept("http://terminology.hl7.org/CodeSystem/consentaction", "disclose", "Disclose")
 POLICY_RULE = concept(
     POLICY_RULE_SYSTEM,
@@ -43,8 +53,7 @@ def _provision(row: dict[str, Any], ended_at: str | None) -> dict[str, Any]:
             "period": period(row["recorded_at"], ended_at),
             "action": [DISCLOSE],
         }
-    codes = [concept(ATTRIBUTION_SYSTEM, row["choice"], ATTRIBUTION_WORDS[row["choice"]])]
-    codes += [concept(PLACEMENT_SYSTEM, key, PLACEMENTS[key]) for key in row["placements"]]
+    codes = [ATTRIBUTION_CODES[row["choice"]], *(PLACEMENT_CODES[key] for key in row["placements"])]
     return {
         "type": "permit",
         "period": period(row["recorded_at"], ended_at),
@@ -81,4 +90,42 @@ def consent_owner(db: Session, row_id: str) -> str | None:
     return db.exec(query).first()
 
 
-MAPPING = FhirMapping(consents=consents, consent_prefix=PREFIX, consent_owner=consent_owner)
+def load(settings: Settings, db: Session, refs: Sequence[ClientRef]) -> dict[str, Any]:
+    """The section's values with history, as api_section.load gives them, from Core rows."""
+    clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
+    if not clients:
+        return {}
+    rows = core_rows(
+        db,
+        select(
+            col(TestimonialDecision.id),
+            col(TestimonialDecision.enrollment_id),
+            col(TestimonialDecision.created_at),
+            col(TestimonialDecision.choice),
+            col(TestimonialDecision.placements),
+            col(TestimonialDecision.kind),
+            col(TestimonialDecision.source),
+            col(TestimonialDecision.supersedes_id),
+        )
+        .where(col(TestimonialDecision.enrollment_id).in_(IDS))
+        .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id)),
+        clients,
+    )
+    by_enrollment: dict[str, list[TestimonialDecision]] = {}
+    for row in rows:
+        by_enrollment.setdefault(row.enrollment_id, []).append(as_model(TestimonialDecision, row))
+    values: dict[str, Any] = {}
+    for enrollment_id, found in by_enrollment.items():
+        ordered = chain_order(found)
+        superseded = {row.supersedes_id for row in ordered if row.supersedes_id}
+        # As service.current: the newest row nobody superseded.
+        in_force = [row for row in ordered if row.id not in superseded][-1]
+        value = api_section.current_json(in_force)
+        value["history"] = [api_section.row_json(row) for row in reversed(ordered)]
+        values[clients[enrollment_id]] = value
+    return values
+
+
+MAPPING = FhirMapping(
+    consents=consents, consent_prefix=PREFIX, consent_owner=consent_owner, load=load
+)

@@ -6,8 +6,12 @@ first, every option the same kind of control, nothing chosen in advance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
+
+from sqlalchemy import bindparam, exists
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
 
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_testimonial import service
@@ -18,12 +22,22 @@ from portal_testimonial.choices import (
     decision_words,
     is_consent,
 )
+from portal_testimonial.models import TestimonialDecision
 
 CHOICE_MISSING = "Please choose one of the options (choosing No is fine)."
 CHOICE_UNKNOWN = "Please choose one of the options listed."
 PLACEMENTS_MISSING = "You chose yes: please tick at least one place where your words may appear."
 PLACEMENTS_UNKNOWN = "Please tick only the places listed."
 CHECKED = "yes"  # the value every placement checkbox sends
+
+
+# Journeys, among some, with a decision in force (built once; the ids expand).
+_NEWER = aliased(TestimonialDecision)
+_DECIDED = (
+    select(TestimonialDecision.enrollment_id)
+    .where(col(TestimonialDecision.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .where(~exists().where(col(_NEWER.supersedes_id) == TestimonialDecision.id))
+)
 
 
 def placement_field(key: str) -> str:
@@ -67,6 +81,11 @@ def _values(choice: str, placements: list[str]) -> dict[str, Any]:
 class TestimonialStep:
     def is_complete(self, ctx: StepContext) -> bool:
         return service.current(ctx.db, ctx.enrollment.id) is not None
+
+    def complete_among(self, db: Session, enrollment_ids: Collection[str]) -> set[str]:
+        """`is_complete` for many journeys: who has a decision in force (one nothing
+        supersedes)."""
+        return set(db.exec(_DECIDED, params={"ids": list(enrollment_ids)}))
 
     def context(self, ctx: StepContext) -> dict[str, Any]:
         decision = service.current(ctx.db, ctx.enrollment.id)

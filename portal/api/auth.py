@@ -38,16 +38,25 @@ def bearer_token(request: Request) -> str:
     return token
 
 
-def authenticate(engine: Engine, request: Request, scope: Scope | None) -> ApiKey:
+def authenticate(
+    engine: Engine, request: Request, scope: Scope | None, reading: Session | None = None
+) -> ApiKey:
     """The live key calling, allowed `scope` (None: any key). Raises ApiProblem 401 / 403.
 
-    Runs in short transactions of its own, so last_used_at and the audit event of a refused
-    scope are stored even though the call then fails."""
+    The key is looked up in `reading` (the caller's read-only transaction, which its request
+    reads on with) or else a read-only transaction of its own. Writes run in short
+    transactions of their own, so last_used_at and the audit event of a refused scope are
+    stored even though the call then fails."""
     token = bearer_token(request)
     # Most calls only read: a write transaction (which SQLite serialises) is opened only to
     # record the key's use, at most once a minute, or a refused scope.
-    with transaction(engine, read_only=True) as db:
-        key = verify(db, token)
+    if reading is not None:
+        key = verify(reading, token)
+        if key is not None:
+            reading.expunge(key)  # noting its use below must not flush into the read
+    else:
+        with transaction(engine, read_only=True) as db:
+            key = verify(db, token)
     allowed = key is not None and (scope is None or scope.value in key.scopes)
     now = utcnow()
     if key is not None and (not allowed or use_is_due(key, now)):

@@ -8,8 +8,8 @@ import json
 import re
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -26,6 +26,7 @@ from portal.runtime import runtime
 
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_BODY = 4096
+_BY_ID = select(Client).where(Client.id == bindparam("id"))  # built once: every read runs it
 
 
 def _not_found() -> ApiProblem:
@@ -67,11 +68,11 @@ async def list_clients(request: Request) -> Response:
     after = _decode_after(query["after"]) if "after" in query else None
     mrn = _mrn_param(query["mrn"]) if "mrn" in query else None
     history = params.boolean(query, "history")
-    key = await run_in_threadpool(authenticate, rt.engine, request, Scope.CLIENTS_READ)
     meta = api_meta(request)
 
     def work() -> dict[str, Any]:
         with transaction(rt.engine, read_only=True) as db:
+            key = authenticate(rt.engine, request, Scope.CLIENTS_READ, db)
             # Read first: a sync that starts from here misses nothing committed before the page.
             sync_cursor = changes.head(db).encode()
             statement = select(Client).order_by(col(Client.id)).limit(limit + 1)
@@ -83,18 +84,17 @@ async def list_clients(request: Request) -> Response:
             more = len(clients) > limit
             clients = clients[:limit]
             data = client_records(rt, db, clients, key.scopes, history=history)
-        with transaction(rt.engine) as db:
-            audit.record(
-                db, Actor("api", key.name), "api.clients_listed", "api_key", key.id, meta,
-                count=len(data), by_mrn=mrn is not None, history=history,
-            )  # fmt: skip
+        audit.record_alone(
+            rt.engine, Actor("api", key.name), "api.clients_listed", "api_key", key.id, meta,
+            count=len(data), by_mrn=mrn is not None, history=history,
+        )  # fmt: skip
         return {
             "data": data,
             "next_cursor": _encode_after(clients[-1].id) if more else None,
             "sync_cursor": sync_cursor,
         }
 
-    return JSONResponse(await run_in_threadpool(work))
+    return JSONResponse(await rt.in_db_thread(work))
 
 
 async def get_client(request: Request) -> Response:
@@ -103,23 +103,25 @@ async def get_client(request: Request) -> Response:
     params.only(query, {"history"})
     history = params.boolean(query, "history")
     client_id = request.path_params["client_id"]
-    key = await run_in_threadpool(authenticate, rt.engine, request, Scope.CLIENTS_READ)
     meta = api_meta(request)
 
     def work() -> dict[str, Any]:
+        # Authentication, the read and its audit event in one trip to a database thread.
         with transaction(rt.engine, read_only=True) as db:
-            client = db.get(Client, client_id) if _ID_RE.match(client_id) else None
+            key = authenticate(rt.engine, request, Scope.CLIENTS_READ, db)
+            client = None
+            if _ID_RE.match(client_id):
+                client = db.exec(_BY_ID, params={"id": client_id}).first()
             if client is None:
                 raise _not_found()
             record = client_records(rt, db, [client], key.scopes, history=history)[0]
-        with transaction(rt.engine) as db:
-            audit.record(
-                db, Actor("api", key.name), "api.client_read", "client", client_id, meta,
-                history=history,
-            )  # fmt: skip
+        audit.record_alone(
+            rt.engine, Actor("api", key.name), "api.client_read", "client", client_id, meta,
+            history=history,
+        )  # fmt: skip
         return record
 
-    return JSONResponse(await run_in_threadpool(work))
+    return JSONResponse(await rt.in_db_thread(work))
 
 
 async def put_mrn(request: Request) -> Response:
@@ -127,7 +129,7 @@ async def put_mrn(request: Request) -> Response:
     rt = runtime(request)
     params.only(request.query_params, set())
     client_id = request.path_params["client_id"]
-    key = await run_in_threadpool(authenticate, rt.engine, request, Scope.IDENTIFIERS_WRITE)
+    key = await rt.in_db_thread(lambda: authenticate(rt.engine, request, Scope.IDENTIFIERS_WRITE))
     body = await _json_object(request)
     if set(body) != {"mrn"}:
         raise ApiProblem(422, "Unprocessable Content", 'The body must be {"mrn": "..."} only.')
@@ -150,7 +152,7 @@ async def put_mrn(request: Request) -> Response:
                 ) from exc
             return {"id": client.id, "mrn": client.mrn}
 
-    return JSONResponse(await run_in_threadpool(work))
+    return JSONResponse(await rt.in_db_thread(work))
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

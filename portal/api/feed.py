@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -49,11 +48,11 @@ async def list_changes(request: Request) -> Response:
         after = changes.Position.decode(query["after"])
         if after is None:
             raise params.bad_request("'after' is not a cursor this API returned.")
-    key = await run_in_threadpool(authenticate, rt.engine, request, Scope.CLIENTS_READ)
     meta = api_meta(request)
 
     def work() -> dict[str, Any]:
         with transaction(rt.engine, read_only=True) as db:
+            key = authenticate(rt.engine, request, Scope.CLIENTS_READ, db)
             start = after
             if start is None:
                 start = changes.first_at_or_after(db, since) if since else changes.START
@@ -61,15 +60,14 @@ async def list_changes(request: Request) -> Response:
         more = len(rows) > limit
         rows = rows[:limit]
         last = changes.position_of(rows[-1]) if rows else start
-        with transaction(rt.engine) as db:
-            audit.record(
-                db, Actor("api", key.name), "api.changes_read", "api_key", key.id, meta,
-                count=len(rows),
-            )  # fmt: skip
+        audit.record_alone(
+            rt.engine, Actor("api", key.name), "api.changes_read", "api_key", key.id, meta,
+            count=len(rows),
+        )  # fmt: skip
         return {
             "changes": [entry(row) for row in rows],
             "next_cursor": last.encode(),
             "has_more": more,
         }
 
-    return JSONResponse(await run_in_threadpool(work))
+    return JSONResponse(await rt.in_db_thread(work))

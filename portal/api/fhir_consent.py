@@ -2,13 +2,15 @@
 
 Every Consent the portal emits shares a skeleton (scope patient-privacy, a category of ours, the
 patient, a policy or policy rule for invariant ppc-1); plugins fill in status, provision and
-performers. Pure functions: no I/O.
+performers. Pure functions: no I/O. Constant parts (scope, categories, codings) are one object
+shared by every resource that holds them: resources are read and serialised, never modified.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 PRIVACY_SCOPE = {
@@ -53,7 +55,14 @@ def latest(moments: Iterable[str | None]) -> str:
     """The latest of ISO 8601 timestamps (as the API writes them), compared as times: text
     order is wrong when only some carry fractional seconds."""
     present = [moment for moment in moments if moment]
-    return max(present, key=lambda moment: datetime.fromisoformat(moment))
+    if len(present) == 1:
+        return present[0]
+    return max(present, key=datetime.fromisoformat)
+
+
+@cache  # a handful of categories: one shared object each
+def _category(code: str, display: str) -> dict[str, Any]:
+    return concept(CATEGORY_SYSTEM, code, display)
 
 
 def consent(
@@ -82,17 +91,10 @@ def consent(
     }
     if extensions:
         resource["extension"] = list(extensions)
-    resource.update(
-        {
-            "status": status,
-            "scope": PRIVACY_SCOPE,
-            "category": [
-                concept(CATEGORY_SYSTEM, category, category_display),
-                *extra_categories,
-            ],
-            "patient": {"reference": f"Patient/{client_id}"},
-        }
-    )
+    resource["status"] = status
+    resource["scope"] = PRIVACY_SCOPE
+    resource["category"] = [_category(category, category_display), *extra_categories]
+    resource["patient"] = {"reference": f"Patient/{client_id}"}
     if date_time:
         resource["dateTime"] = date_time
     if performers:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, update
+from sqlalchemy import JSON, Column, bindparam, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from portal import audit
@@ -145,12 +145,16 @@ def revoke(db: Session, key: ApiKey, *, actor: Actor, meta: RequestMeta, now: da
     return True
 
 
+# Built once: every API request runs it.
+_BY_PUBLIC_ID = select(ApiKey).where(ApiKey.public_id == bindparam("public_id"))
+
+
 def verify(db: Session, presented: str) -> ApiKey | None:
     """The live key matching `presented`, or None (unknown, malformed or revoked). Reads only."""
     match = _KEY_RE.match(presented)
     if match is None:
         return None
-    key = db.exec(select(ApiKey).where(ApiKey.public_id == match.group(1))).first()
+    key = db.exec(_BY_PUBLIC_ID, params={"public_id": match.group(1)}).first()
     if key is None or not hmac.compare_digest(key.key_hash, hash_key(presented)):
         return None
     if key.revoked_at is not None:

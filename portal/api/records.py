@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from portal.api.sections import ApiSection, ClientRef
@@ -21,17 +21,31 @@ from portal.db import utcnow
 from portal.models import Client, Enrollment, EnrollmentStatus, Practice
 from portal.runtime import Runtime
 from portal.staff.models import StaffAccount
+from portal.steps import StepContext
+
+# The batch queries are built once, with the ids as an expanding parameter: building a select
+# and its cache key per call cost about as much as running it (a one-client read runs ~15).
+_ENROLLMENTS = (
+    select(Enrollment)
+    .where(col(Enrollment.client_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(Enrollment.created_at), col(Enrollment.id))
+)
+_LAST_CHANGED = (
+    select(ClientChange.client_id, func.max(ClientChange.changed_at))
+    .where(col(ClientChange.client_id).in_(bindparam("ids", expanding=True)))
+    .group_by(col(ClientChange.client_id))
+)
+_PRACTICE = select(Practice).where(Practice.id == 1)
+_STAFF_NAMES = select(StaffAccount.id, StaffAccount.name).where(
+    col(StaffAccount.id).in_(bindparam("ids", expanding=True))
+)
 
 
 def latest_enrollments(db: Session, client_ids: Sequence[str]) -> dict[str, Enrollment]:
     """Each client's current journey: the newest one not cancelled, else the newest."""
     if not client_ids:
         return {}
-    rows = db.exec(
-        select(Enrollment)
-        .where(col(Enrollment.client_id).in_(client_ids))
-        .order_by(col(Enrollment.created_at), col(Enrollment.id))
-    )
+    rows = db.exec(_ENROLLMENTS, params={"ids": list(client_ids)})
     chosen: dict[str, Enrollment] = {}
     for enrollment in rows:
         current = chosen.get(enrollment.client_id)
@@ -69,44 +83,64 @@ def last_changed(db: Session, client_ids: Sequence[str]) -> dict[str, datetime]:
     """When each client's record last changed (their newest change-log entry)."""
     if not client_ids:
         return {}
-    rows = db.exec(
-        select(ClientChange.client_id, func.max(ClientChange.changed_at))
-        .where(col(ClientChange.client_id).in_(client_ids))
-        .group_by(col(ClientChange.client_id))
-    )
+    rows = db.exec(_LAST_CHANGED, params={"ids": list(client_ids)})
     return {client_id: at for client_id, at in rows if at is not None}
 
 
 def step_statuses(
-    rt: Runtime, db: Session, practice: Practice, client: Client, enrollment: Enrollment | None
-) -> list[dict[str, Any]]:
-    """Each onboarding step and whether this client has completed it (as of now)."""
-    if enrollment is None:
-        return [{"key": s.key, "title": s.title, "complete": False} for s in rt.wizard.steps]
-    ctx = rt.step_context(db, practice, client, enrollment, RequestMeta.none(), utcnow())
-    return [
-        {"key": item.spec.key, "title": item.spec.title, "complete": item.complete}
-        for item in rt.wizard.progress(ctx)
-    ]
+    rt: Runtime,
+    db: Session,
+    practice: Practice,
+    clients: Mapping[str, Client],
+    enrollments: Mapping[str, Enrollment],
+) -> dict[str, list[dict[str, Any]]]:
+    """Client id -> each onboarding step and whether they have completed it (as of now)."""
+    now = utcnow()
+
+    def context(enrollment: Enrollment) -> StepContext:
+        client = clients[enrollment.client_id]
+        return rt.step_context(db, practice, client, enrollment, RequestMeta.none(), now)
+
+    done = rt.wizard.completion(db, list(enrollments.values()), context)
+    steps = rt.wizard.steps
+    statuses = {}
+    for client_id in clients:
+        enrollment = enrollments.get(client_id)
+        flags = done[enrollment.id] if enrollment is not None else [False] * len(steps)
+        statuses[client_id] = [
+            {"key": spec.key, "title": spec.title, "complete": complete}
+            for spec, complete in zip(steps, flags, strict=True)
+        ]
+    return statuses
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
+def therapist_names(db: Session, enrollments: Iterable[Enrollment]) -> dict[str, str]:
+    """Staff id -> name, for the therapists of `enrollments`."""
+    ids = list({e.therapist_id for e in enrollments if e.therapist_id})
+    return dict(db.exec(_STAFF_NAMES, params={"ids": ids}).all()) if ids else {}
+
+
 def enrollment_json(
-    enrollment: Enrollment | None, therapists: Mapping[str, StaffAccount]
+    enrollment: Enrollment | None, therapists: Mapping[str, str]
 ) -> dict[str, Any] | None:
     if enrollment is None:
         return None
-    therapist = therapists.get(enrollment.therapist_id or "")
+    therapist_id = enrollment.therapist_id or ""
     return {
         "id": enrollment.id,
         "status": str(enrollment.status),
         "invited_at": iso(enrollment.created_at),
         "started_at": iso(enrollment.started_at),
         "completed_at": iso(enrollment.completed_at),
-        "therapist": {"id": therapist.id, "name": therapist.name} if therapist else None,
+        "therapist": (
+            {"id": therapist_id, "name": therapists[therapist_id]}
+            if therapist_id in therapists
+            else None
+        ),
     }
 
 
@@ -125,12 +159,10 @@ def client_records(
     sections = visible_sections(rt.api_sections, scopes)
     values = load_sections(db, sections, refs, history=history)
     changed = last_changed(db, ids)
-    therapist_ids = {e.therapist_id for e in enrollments.values() if e.therapist_id}
-    therapists = {
-        s.id: s
-        for s in db.exec(select(StaffAccount).where(col(StaffAccount.id).in_(therapist_ids)))
-    }
-    practice = db.get(Practice, 1)
+    therapists = therapist_names(db, enrollments.values())
+    practice = db.exec(_PRACTICE).first()
+    by_id = {client.id: client for client in clients}
+    statuses = step_statuses(rt, db, practice, by_id, enrollments) if practice is not None else {}
     records = []
     for client in clients:
         enrollment = enrollments.get(client.id)
@@ -142,9 +174,7 @@ def client_records(
             "created_at": iso(client.created_at),
             "updated_at": iso(changed.get(client.id, client.created_at)),
             "enrollment": enrollment_json(enrollment, therapists),
-            "steps": (
-                step_statuses(rt, db, practice, client, enrollment) if practice is not None else []
-            ),
+            "steps": statuses.get(client.id, []),
         }
         record.update(values[client.id])
         records.append(record)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -13,9 +12,9 @@ from starlette.routing import BaseRoute, Route
 from portal import audit
 from portal.api import clients, docs_page, feed, openapi
 from portal.api.auth import api_meta, authenticate
+from portal.api.keys import ApiKey
 from portal.api.problems import ApiProblem, problem_response
 from portal.audit import Actor
-from portal.db import transaction
 from portal.runtime import runtime
 
 PREFIX = "/api/v1"
@@ -24,14 +23,14 @@ PREFIX = "/api/v1"
 async def whoami(request: Request) -> Response:
     """Which key is calling and what it may do: the first call an integrator makes."""
     rt = runtime(request)
-    key = await run_in_threadpool(authenticate, rt.engine, request, None)
     meta = api_meta(request)
 
-    def work() -> None:
-        with transaction(rt.engine) as db:
-            audit.record(db, Actor("api", key.name), "api.whoami", "api_key", key.id, meta)
+    def work() -> ApiKey:
+        key = authenticate(rt.engine, request, None)
+        audit.record_alone(rt.engine, Actor("api", key.name), "api.whoami", "api_key", key.id, meta)
+        return key
 
-    await run_in_threadpool(work)
+    key = await rt.in_db_thread(work)
     return JSONResponse({"name": key.name, "scopes": key.scopes})
 
 

@@ -1,30 +1,32 @@
 """Patient and Consent resources for a batch of clients: shared by reads, searches and bulk export.
 
-One call per batch: the host's queries and each section's loader run once for the whole batch,
-never once per client. The caller has checked that the key may read clients (``clients:read``);
-``scopes`` decides which sections are visible, so telecom and contact-preference Consents appear
-only for a key that also holds ``contacts:read``.
+A batch is loaded once (`load_batch`): the host's queries and each visible section's loader run
+once for the whole batch, never once per client, and never once per resource type, so a bulk
+export building Patients and Consents from one batch reads it once. The builders then work on
+what was loaded, without I/O. The caller has checked that the key may read clients
+(``clients:read``); ``scopes`` decides which sections are visible, so telecom and
+contact-preference Consents appear only for a key that also holds ``contacts:read``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
-from portal.api.records import (
-    iso,
-    last_changed,
-    latest_enrollments,
-    load_sections,
-    visible_sections,
-)
+from portal.api.records import iso, visible_sections
 from portal.api.sections import ApiSection, ClientRef
+from portal.changes import ClientChange
 from portal.fhir import CLIENT_ID_SYSTEM
+from portal.fhir.rows import IDS, as_model, core_rows
 from portal.models import Client, Enrollment, EnrollmentStatus
 from portal.runtime import Runtime
 
+PATIENT, CONSENT = "Patient", "Consent"
 MRN_TYPE = {
     "coding": [
         {
@@ -36,6 +38,18 @@ MRN_TYPE = {
 }
 
 
+@dataclass(frozen=True)
+class Batch:
+    """A batch of clients and everything their resources are built from."""
+
+    clients: Sequence[Client]
+    telecom: Sequence[ApiSection]  # visible sections that add to Patient.telecom
+    consent: Sequence[ApiSection]  # visible sections that map to Consents
+    values: Mapping[str, Mapping[str, Any]]  # client id -> section key -> value (with history)
+    enrollments: Mapping[str, Enrollment]  # each client's current journey (id and status only)
+    changed: Mapping[str, datetime]  # when each client's record last changed (Patients only)
+
+
 def telecom_sections(rt: Runtime, scopes: Collection[str]) -> list[ApiSection]:
     return [s for s in visible_sections(rt.api_sections, scopes) if s.fhir.telecom is not None]
 
@@ -44,39 +58,104 @@ def consent_sections(rt: Runtime, scopes: Collection[str]) -> list[ApiSection]:
     return [s for s in visible_sections(rt.api_sections, scopes) if s.fhir.consents is not None]
 
 
-def patients(
-    rt: Runtime, db: Session, clients: Sequence[Client], scopes: Collection[str]
-) -> list[dict[str, Any]]:
-    """A Patient for each of `clients`, in the order given."""
+def load_batch(
+    rt: Runtime,
+    db: Session,
+    clients: Sequence[Client],
+    scopes: Collection[str],
+    types: Collection[str] = (PATIENT, CONSENT),
+) -> Batch:
+    """Read what the resources of `types` need for `clients`, each query once."""
+    telecom = telecom_sections(rt, scopes) if PATIENT in types else []
+    consent = consent_sections(rt, scopes) if CONSENT in types else []
+    # Each section once, in the runtime's order, even when it feeds both resource types.
+    sections = [s for s in rt.api_sections if s in telecom or s in consent]
     ids = [client.id for client in clients]
-    enrollments = latest_enrollments(db, ids)
-    sections = telecom_sections(rt, scopes)
-    values = load_sections(db, sections, _refs(clients, enrollments), history=True)
-    changed = last_changed(db, ids)
+    enrollments = current_journeys(db, ids) if sections or PATIENT in types else {}
+    refs = [ClientRef(c.id, e.id if (e := enrollments.get(c.id)) else None) for c in clients]
+    return Batch(
+        clients=clients,
+        telecom=telecom,
+        consent=consent,
+        values=_load_sections(rt, db, sections, refs),
+        enrollments=enrollments,
+        changed=last_changed(db, ids) if PATIENT in types else {},
+    )
+
+
+def current_journeys(db: Session, client_ids: Sequence[str]) -> dict[str, Enrollment]:
+    """Each client's current journey as `portal.api.records.latest_enrollments` chooses it (the
+    newest one not cancelled, else the newest), read as Core rows of its id and status."""
+    if not client_ids:
+        return {}
+    rows = core_rows(
+        db,
+        select(col(Enrollment.id), col(Enrollment.client_id), col(Enrollment.status))
+        .where(col(Enrollment.client_id).in_(IDS))
+        .order_by(col(Enrollment.created_at), col(Enrollment.id)),
+        client_ids,
+    )
+    cancelled = EnrollmentStatus.CANCELLED
+    chosen: dict[str, Enrollment] = {}
+    for row in rows:
+        current = chosen.get(row.client_id)
+        if current is None or row.status != cancelled or current.status == cancelled:
+            chosen[row.client_id] = as_model(Enrollment, row)
+    return chosen
+
+
+def last_changed(db: Session, client_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each client's record last changed (their newest change-log entry), as
+    `portal.api.records.last_changed` reads it, as Core rows."""
+    if not client_ids:
+        return {}
+    rows = core_rows(
+        db,
+        select(col(ClientChange.client_id), func.max(ClientChange.changed_at).label("at"))
+        .where(col(ClientChange.client_id).in_(IDS))
+        .group_by(col(ClientChange.client_id)),
+        client_ids,
+    )
+    return {row.client_id: row.at for row in rows if row.at is not None}
+
+
+def _load_sections(
+    rt: Runtime, db: Session, sections: Sequence[ApiSection], refs: Sequence[ClientRef]
+) -> dict[str, dict[str, Any]]:
+    """client id -> {section key: value with history, None when the client has nothing there},
+    through the section's bulk loader when it has one."""
+    values: dict[str, dict[str, Any]] = {ref.client_id: {} for ref in refs}
+    for section in sections if refs else []:
+        bulk = section.fhir.load
+        loaded = bulk(rt.settings, db, refs) if bulk else section.load(db, refs, True)
+        for ref in refs:
+            values[ref.client_id][section.key] = loaded.get(ref.client_id)
+    return values
+
+
+def build_patients(rt: Runtime, batch: Batch) -> list[dict[str, Any]]:
+    """A Patient for each client of the batch, in its order."""
+    mrn_system = rt.settings.ehr_mrn_system
     resources = []
-    for client in clients:
-        enrollment = enrollments.get(client.id)
+    for client in batch.clients:
+        enrollment = batch.enrollments.get(client.id)
         identifiers: list[dict[str, Any]] = [
             {"use": "usual", "system": CLIENT_ID_SYSTEM, "value": client.id}
         ]
         if client.mrn:
             identifiers.append(
-                {
-                    "use": "official",
-                    "type": MRN_TYPE,
-                    "system": rt.settings.ehr_mrn_system,
-                    "value": client.mrn,
-                }
+                {"use": "official", "type": MRN_TYPE, "system": mrn_system, "value": client.mrn}
             )
         telecom: list[dict[str, Any]] = []
-        for section in sections:
-            value = values[client.id].get(section.key)
+        values = batch.values[client.id]
+        for section in batch.telecom:
+            value = values.get(section.key)
             if value is not None and section.fhir.telecom is not None:
                 telecom.extend(section.fhir.telecom(value))
         patient: dict[str, Any] = {
             "resourceType": "Patient",
             "id": client.id,
-            "meta": {"lastUpdated": iso(changed.get(client.id, client.created_at))},
+            "meta": {"lastUpdated": iso(batch.changed.get(client.id, client.created_at))},
             "identifier": identifiers,
             # A client whose every journey was cancelled is no longer onboarding with the practice.
             "active": enrollment is None or enrollment.status != EnrollmentStatus.CANCELLED,
@@ -89,32 +168,49 @@ def patients(
     return resources
 
 
+def build_consents(rt: Runtime, batch: Batch) -> list[dict[str, Any]]:
+    """Every Consent of the batch: grouped by client in its order, by id within a client."""
+    return [c for group in consents_grouped(batch).values() for c in group]
+
+
+def consents_grouped(batch: Batch) -> dict[str, list[dict[str, Any]]]:
+    """client id -> that client's Consents sorted by id (the search's keyset order)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for client in batch.clients:
+        found: list[dict[str, Any]] = []
+        values = batch.values.get(client.id, {})
+        for section in batch.consent:
+            value = values.get(section.key)
+            if value is not None and section.fhir.consents is not None:
+                found.extend(section.fhir.consents(client.id, value))
+        found.sort(key=_by_id)
+        grouped[client.id] = found
+    return grouped
+
+
+def _by_id(resource: dict[str, Any]) -> str:
+    return str(resource["id"])
+
+
+# One resource type for a batch, in one call: single reads and searches.
+
+
+def patients(
+    rt: Runtime, db: Session, clients: Sequence[Client], scopes: Collection[str]
+) -> list[dict[str, Any]]:
+    """A Patient for each of `clients`, in the order given."""
+    return build_patients(rt, load_batch(rt, db, clients, scopes, [PATIENT]))
+
+
 def consents(
     rt: Runtime, db: Session, clients: Sequence[Client], scopes: Collection[str]
 ) -> list[dict[str, Any]]:
     """Every Consent of `clients`: grouped by client in the order given, by id within a client."""
-    return [c for group in consents_by_client(rt, db, clients, scopes).values() for c in group]
+    return build_consents(rt, load_batch(rt, db, clients, scopes, [CONSENT]))
 
 
 def consents_by_client(
     rt: Runtime, db: Session, clients: Sequence[Client], scopes: Collection[str]
 ) -> dict[str, list[dict[str, Any]]]:
     """client id -> that client's Consents sorted by id (the search's keyset order)."""
-    sections = consent_sections(rt, scopes)
-    if not sections:
-        return {client.id: [] for client in clients}
-    enrollments = latest_enrollments(db, [client.id for client in clients])
-    values = load_sections(db, sections, _refs(clients, enrollments), history=True)
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for client in clients:
-        found: list[dict[str, Any]] = []
-        for section in sections:
-            value = values[client.id].get(section.key)
-            if value is not None and section.fhir.consents is not None:
-                found.extend(section.fhir.consents(client.id, value))
-        grouped[client.id] = sorted(found, key=lambda resource: str(resource["id"]))
-    return grouped
-
-
-def _refs(clients: Sequence[Client], enrollments: Mapping[str, Enrollment]) -> list[ClientRef]:
-    return [ClientRef(c.id, e.id if (e := enrollments.get(c.id)) else None) for c in clients]
+    return consents_grouped(load_batch(rt, db, clients, scopes, [CONSENT]))

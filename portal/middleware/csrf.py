@@ -17,6 +17,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Where no form is ever shown or accepted, so neither a token nor its cookie is needed: the API
+# (bearer keys, not cookies), static files, and the probes a load balancer calls many times a
+# second.
+EXEMPT_PREFIXES = ("/api/", "/fhir/", "/static/")
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
 MAX_FIELDS = 500
@@ -38,18 +43,24 @@ class CSRFMiddleware:
         secure: bool,
         max_body: int,
         max_upload: int,
-        exempt_prefixes: tuple[str, ...] = ("/api/", "/fhir/"),
+        exempt_prefixes: tuple[str, ...] = EXEMPT_PREFIXES,
+        exempt_paths: frozenset[str] = EXEMPT_PATHS,
     ) -> None:
         self.app = app
         self.secure = secure
         self.max_body = max_body
         self.max_upload = max_upload
         self.exempt_prefixes = exempt_prefixes
+        self.exempt_paths = exempt_paths
         # The __Host- prefix pins the cookie to this host over https (no subdomain injection).
         self.cookie_name = "__Host-portal_csrf" if secure else "portal_csrf"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
+        if (
+            scope["type"] != "http"
+            or scope["path"] in self.exempt_paths
+            or scope["path"].startswith(self.exempt_prefixes)
+        ):
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)

@@ -46,7 +46,8 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 raw = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in raw}
+                # ASGI requires lower-case response header names (Starlette sends them so).
+                present = {pair[0] for pair in raw}
                 raw.extend(pair for pair in self.defaults if pair[0] not in present)
                 if b"cache-control" not in present and not scope["path"].startswith("/static/"):
                     raw.append(NO_STORE)

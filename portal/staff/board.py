@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import func, or_, tuple_
+from sqlalchemy import func, tuple_
 from sqlmodel import Session, col, select
 
 from portal.models import Client, Enrollment, EnrollmentStatus
+from portal.staff import board_search
 
 PAGE_SIZE = 50
 
@@ -168,13 +169,11 @@ def search(
         cutoff = datetime.combine(date.fromisoformat(query.invited_before), time(), tzinfo=UTC)
         stmt = stmt.where(col(Enrollment.created_at) < cutoff)
     if query.q:
-        pattern = f"%{_escape_like(query.q.lower())}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(col(Client.full_name)).like(pattern, escape="\\"),
-                func.lower(col(Client.email)).like(pattern, escape="\\"),
-            )
-        )
+        term = query.q.lower()
+        matching = board_search.condition(db, term)
+        if matching is None:
+            return BoardPage([], None, {column.key: {} for column in columns})
+        stmt = stmt.where(matching)
     decoded = _decode(query.after, query.sort) if query.after else None
     if decoded is not None:
         value, last_id = decoded
@@ -193,7 +192,3 @@ def search(
     ids = [enrollment.id for enrollment, _ in rows]
     cells = {column.key: column.values(db, ids) if ids else {} for column in columns}
     return BoardPage(rows, next_cursor, cells)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,15 +1,52 @@
 // Progressive enhancement only: every page works without this file.
-// After htmx swaps a step, move focus to its error summary or heading so screen readers follow.
-document.addEventListener("htmx:afterSwap", function (event) {
+
+// The element htmx swapped in. With hx-swap="outerHTML" the event's target is the element that
+// was replaced, so look the new one up by its id.
+function swappedIn(event) {
   var target = event.detail.target;
-  if (!target) { return; }
-  var summary = target.querySelector(".error-summary");
-  var heading = target.querySelector("h1");
-  var focusable = summary || heading;
-  if (focusable) {
-    if (!focusable.hasAttribute("tabindex")) { focusable.setAttribute("tabindex", "-1"); }
-    focusable.focus();
-  }
+  if (!target) { return null; }
+  return (target.id && document.getElementById(target.id)) || target;
+}
+
+// Inline validation swaps one error slot (id "err-NAME"): mark the controls it describes invalid
+// or valid again, as the server does on a full page, so screen readers say so with the message.
+function markInvalid(slot) {
+  if (!slot.id || !slot.classList.contains("field-error")) { return; }
+  var message = slot.textContent.trim();
+  var invalid = message !== "";
+  var announcer = document.getElementById("announcer");
+  if (announcer && invalid) { announcer.textContent = message; }
+  document.querySelectorAll("[aria-describedby]").forEach(function (control) {
+    if (control.getAttribute("aria-describedby").split(/\s+/).indexOf(slot.id) < 0) { return; }
+    if (invalid) { control.setAttribute("aria-invalid", "true"); }
+    else { control.removeAttribute("aria-invalid"); }
+  });
+}
+
+// After htmx swaps a whole step in, move focus to its error summary or its heading, so screen
+// readers follow; an error slot swapped by inline validation keeps focus where the user is.
+function focusSwapped(region) {
+  if (region.classList.contains("field-error")) { keepFocusInView(); return; }
+  var focusable = region.querySelector(".error-summary") || region.querySelector("h1");
+  if (!focusable) { return; }
+  if (!focusable.hasAttribute("tabindex")) { focusable.setAttribute("tabindex", "-1"); }
+  focusable.focus();
+}
+
+// A message inserted above the focused control pushes it down, off the bottom of the screen
+// when the browser had scrolled just far enough to show it: bring it back into view.
+function keepFocusInView() {
+  var active = document.activeElement;
+  if (!active || active === document.body) { return; }
+  var box = active.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) { active.scrollIntoView({ block: "nearest" }); }
+}
+
+document.addEventListener("htmx:afterSwap", function (event) {
+  var region = swappedIn(event);
+  if (!region) { return; }
+  markInvalid(region);
+  focusSwapped(region);
 });
 
 // Copy buttons: <button data-copy="INPUT-ID" hidden>. They stay hidden where the clipboard

@@ -6,13 +6,14 @@ in memory, and read back in fixed-size chunks when an EHR downloads them.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
+
+import orjson
 
 CHUNK = 64 * 1024
 # Job ids are uuid4 hex; file names are "<ResourceType>.ndjson". Anything else is never a path.
@@ -64,7 +65,7 @@ class NdjsonWriter:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.counts: dict[str, int] = {}
-        self._files: dict[str, IO[str]] = {}
+        self._files: dict[str, IO[bytes]] = {}
 
     def write(self, resource_type: str, resources: list[dict[str, Any]]) -> None:
         if not resources:
@@ -73,11 +74,10 @@ class NdjsonWriter:
         if handle is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             path = self.folder / file_name(resource_type)
-            handle = self._files[resource_type] = path.open("w", encoding="utf-8")
-        for resource in resources:
-            # ensure_ascii=False: NDJSON is UTF-8; separators: one resource per line, no padding.
-            handle.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")))
-            handle.write("\n")
+            handle = self._files[resource_type] = path.open("wb")
+        # orjson: UTF-8, no padding, the same bytes as json.dumps(ensure_ascii=False,
+        # separators=(",", ":")) for resources (no floats), several times faster.
+        handle.writelines(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in resources)
         self.counts[resource_type] = self.counts.get(resource_type, 0) + len(resources)
 
     def close(self) -> None:

@@ -1,0 +1,33 @@
+"""Core rows read through a model's type, for the FHIR bulk loaders.
+
+Building ORM objects is most of what a batch loader costs (identity map, instance state,
+SQLModel's constructor), and bulk FHIR reads only read them. A Core row of the model's columns
+has the same attribute names with the same values (column types such as JSON and UTCDateTime
+convert rows in Core too), so the plugins' JSON builders, written for model objects, accept it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import BindParameter, CursorResult, Executable, Row, bindparam
+from sqlmodel import Session
+
+T = TypeVar("T")
+# `.in_(IDS)`: the batch's ids given at execution (`core_rows(db, statement, ids)`), rather than
+# as a literal list that SQLAlchemy coerces value by value each time the statement is built.
+IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+
+
+def core_rows(
+    db: Session, statement: Executable, ids: Collection[str] | None = None
+) -> CursorResult[Any]:
+    """Run a select of columns on the session's connection (its transaction), as Core: the
+    ORM's execution path would still wrap every row on the way out."""
+    return db.connection().execute(statement, None if ids is None else {"ids": list(ids)})
+
+
+def as_model(model: type[T], row: Row[Any]) -> T:
+    """`row` typed as an instance of `model`, to read only: select every column the reader uses."""
+    return cast(T, row)

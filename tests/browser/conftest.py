@@ -1,0 +1,114 @@
+"""Real-browser fixtures: Debian's Chromium driven by Playwright, and the real app served on
+loopback by uvicorn, delivering its own mail to the test SMTP server (aiosmtpd).
+
+Chromium is required: without /usr/bin/chromium (apt-get install -y chromium; .ci/run does it)
+these tests fail, they are never skipped. Playwright's own browser downloads are never used.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from helpers import publish_default
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
+
+from browser.browsing import Portal, Watched, watch
+from portal.app import create_app
+from portal.db import transaction
+from portal.mail_catcher import MailCatcher, free_port
+from portal.models import Practice
+from portal.runtime import Runtime
+from portal.settings import Settings
+
+CHROMIUM = Path(os.environ.get("PORTAL_TEST_CHROMIUM", "/usr/bin/chromium"))
+# Without the background-networking flags Chromium keeps calling home, and a closed network
+# refuses it; none of them changes what a page does.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """One Chromium per test module (Playwright's sync API holds the thread's event loop while
+    it runs, so it is not left open for the rest of the suite)."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"Chromium is required for the browser tests and is not at {CHROMIUM}. "
+            "Install it with `apt-get install -y chromium` (.ci/run does), or point "
+            "PORTAL_TEST_CHROMIUM at a Chromium binary."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def portal(settings: Settings, mail: MailCatcher) -> Iterator[Portal]:
+    """The real app under uvicorn on loopback, with a practice and its published policy; it
+    delivers its own mail (as `portal serve` does) to the test SMTP server."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = create_app(settings.model_copy(update={"base_url": base, "mail_in_process": True}))
+    rt: Runtime = app.state.runtime
+    with transaction(rt.engine) as db:
+        db.add(
+            Practice(
+                name="Harbor Light Counseling",
+                phone="(206) 555-0142",
+                email="office@harborlight.example",
+                website="https://harborlight.example",
+                licensing_board="the Washington State Department of Health",
+                crisis_line="After hours, call (206) 555-0199.",
+            )
+        )
+    publish_default(rt)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield Portal(base, rt, mail)
+    server.should_exit = True
+    thread.join(timeout=10)
+    rt.engine.dispose()
+
+
+@pytest.fixture
+def open_page(chromium: Browser) -> Iterator[Callable[..., Watched]]:
+    """open_page(device, **options): a watched page in a fresh browser context (its own
+    cookies: one person on one device)."""
+    contexts: list[BrowserContext] = []
+
+    def make(device: dict[str, Any], **options: Any) -> Watched:
+        context = chromium.new_context(**device, **options)
+        contexts.append(context)
+        watched = watch(context.new_page())
+        if options.get("java_script_enabled") is False:
+            checking = chromium.new_context(**device)
+            contexts.append(checking)
+            checking.route("**/*.js", lambda route: route.abort())  # the copy stays script-free
+            watched.checker = checking.new_page()
+        return watched
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -1,0 +1,1 @@
+"""An example step plugin: the client confirms this portal is not for emergencies."""
