@@ -73,7 +73,7 @@ def test_the_search_index_migration_goes_down_and_up(rt: Runtime) -> None:
 
     def found(term: str) -> list[str]:
         with transaction(rt.engine, read_only=True) as db:
-            return [c.full_name for _, c in search(db, BoardQuery(q=term), []).rows]
+            return [row.full_name for row in search(db, BoardQuery(q=term), []).rows]
 
     add("Avery Chen")
     config = migrations.alembic_config(rt.settings)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyotp
 import pytest
@@ -144,6 +144,26 @@ def test_idle_and_absolute_timeouts(client: TestClient, rt: Runtime, column: str
     with transaction(rt.engine) as db:
         reasons = {row.ended_reason for row in db.exec(select(StaffSession))}
     assert reasons == {"idle_timeout" if column == "last_seen_at" else "absolute_timeout"}
+
+
+def test_a_session_is_touched_at_most_once_a_minute(client: TestClient, rt: Runtime) -> None:
+    """Pages read the session without writing; a minute on, one request moves last-seen."""
+    email = make_staff(rt)
+    staff_sign_in(client, email)
+
+    def last_seen() -> datetime:
+        with transaction(rt.engine) as db:
+            return db.exec(select(StaffSession)).one().last_seen_at
+
+    first = last_seen()
+    assert client.get("/staff/").status_code == 200
+    assert last_seen() == first  # within the minute: nothing written
+    earlier = utcnow() - timedelta(minutes=5)
+    with transaction(rt.engine) as db:
+        db.execute(update(StaffSession).values(last_seen_at=earlier))
+    assert client.get("/staff/").status_code == 200
+    assert last_seen() > earlier + timedelta(minutes=4)  # touched, still signed in
+    assert client.get("/staff/").status_code == 200
 
 
 def enable_totp(client: TestClient) -> str:

@@ -26,7 +26,7 @@ from portal.api.fhir_consent import (
     period,
 )
 from portal.api.sections import ClientRef, FhirMapping
-from portal.fhir.rows import IDS, as_model, core_rows
+from portal.rows import IDS, as_model, core_rows
 from portal.settings import Settings
 from portal_contact import api_section  # a cycle: api_section names MAPPING, read at call time
 from portal_contact.models import ContactPreference

@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portal.models import Client, Enrollment
+from portal.rows import IDS, core_rows
 from portal.staff.board import Cell
 from portal_contact import service
 from portal_contact.choices import ContactChoices
@@ -20,16 +21,19 @@ def rules_in_words(choices: ContactChoices) -> str:
     return ". ".join(line.rstrip(".") for line in choices.plain_words()) + "."
 
 
+# Each enrollment's latest revision wins (ascending order; plain columns, no objects).
+_LATEST = (
+    select(col(ContactPreference.enrollment_id), col(ContactPreference.choices))
+    .where(col(ContactPreference.enrollment_id).in_(IDS))
+    .order_by(col(ContactPreference.revision))
+)
+
+
 def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
-    rows = db.exec(
-        select(ContactPreference)
-        .where(col(ContactPreference.enrollment_id).in_(enrollment_ids))
-        .order_by(col(ContactPreference.revision))
-    ).all()
-    latest = {row.enrollment_id: row for row in rows}  # ascending: the last one wins
+    latest = {row.enrollment_id: row.choices for row in core_rows(db, _LATEST, enrollment_ids)}
     return {
-        enrollment_id: Cell(rules_in_words(ContactChoices.from_json(row.choices)), "ok")
-        for enrollment_id, row in latest.items()
+        enrollment_id: Cell(rules_in_words(ContactChoices.from_json(choices)), "ok")
+        for enrollment_id, choices in latest.items()
     }
 
 

@@ -45,6 +45,14 @@ def current(db: Session) -> PolicyVersion | None:
     return db.exec(select(PolicyVersion).order_by(col(PolicyVersion.version).desc())).first()
 
 
+_CURRENT_NUMBER = select(func.max(col(PolicyVersion.version)))
+
+
+def current_number(db: Session) -> int | None:
+    """The current version's number, without loading its text (the board asks on every page)."""
+    return db.exec(_CURRENT_NUMBER).one()
+
+
 def by_number(db: Session, version: int) -> PolicyVersion | None:
     return db.exec(select(PolicyVersion).where(PolicyVersion.version == version)).first()
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from portal.api.fhir_consent import coding, consent, latest, period
 from portal.api.sections import ClientRef, FhirMapping
-from portal.fhir.rows import IDS, as_model, core_rows
+from portal.rows import IDS, as_model, core_rows
 from portal.settings import Settings
 from portal.staff.models import StaffAccount
 from portal_signature import api_section  # a cycle: api_section names MAPPING, read at call time

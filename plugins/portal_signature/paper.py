@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from portal import audit
 from portal.audit import Actor, RequestMeta
 from portal.models import Enrollment
+from portal.rows import IDS
 from portal.staff.models import StaffAccount
 from portal_policy.models import PolicyVersion
 from portal_signature.models import PaperAcknowledgement
@@ -110,16 +111,19 @@ def for_enrollment(db: Session, enrollment_id: str) -> list[PaperRecord]:
     return [PaperRecord(row, name) for row, name in rows]
 
 
+_BEST = (
+    select(PaperAcknowledgement)
+    .options(_WITHOUT_SCAN)
+    .where(col(PaperAcknowledgement.enrollment_id).in_(IDS))
+    .order_by(col(PaperAcknowledgement.policy_version), col(PaperAcknowledgement.recorded_at))
+)
+
+
 def best_by_enrollment(
     db: Session, enrollment_ids: Sequence[str]
 ) -> dict[str, PaperAcknowledgement]:
     """For each enrollment with one, the paper acknowledgement of the newest policy version."""
-    rows = db.exec(
-        select(PaperAcknowledgement)
-        .options(_WITHOUT_SCAN)
-        .where(col(PaperAcknowledgement.enrollment_id).in_(enrollment_ids))
-        .order_by(col(PaperAcknowledgement.policy_version), col(PaperAcknowledgement.recorded_at))
-    ).all()
+    rows = db.exec(_BEST, params={"ids": list(enrollment_ids)}).all()
     return {row.enrollment_id: row for row in rows}  # ascending: the last one wins
 
 

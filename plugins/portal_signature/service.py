@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from portal import audit
 from portal.audit import Actor, RequestMeta
 from portal.models import Enrollment
+from portal.rows import IDS, core_rows
 from portal_policy.models import PolicyVersion
 from portal_signature import esign
 from portal_signature.models import Acknowledgement, Role, Signature, SignerSlot
@@ -127,32 +128,31 @@ class SignedSummary:
     countersignature_pending: bool
 
 
+_SUMMARY_ACKS = select(
+    col(Acknowledgement.id),
+    col(Acknowledgement.enrollment_id),
+    col(Acknowledgement.created_at),
+    col(Acknowledgement.policy_version),
+    col(Acknowledgement.supersedes_id),
+).where(col(Acknowledgement.enrollment_id).in_(IDS))
+_SUMMARY_SLOTS = select(
+    col(SignerSlot.id), col(SignerSlot.acknowledgement_id), col(SignerSlot.role)
+).where(col(SignerSlot.acknowledgement_id).in_(IDS))
+_SUMMARY_SIGNED = select(col(Signature.slot_id)).where(col(Signature.acknowledgement_id).in_(IDS))
+
+
 def latest_signed_summaries(db: Session, enrollment_ids: Sequence[str]) -> dict[str, SignedSummary]:
     """`latest_signed` for many enrollments (a board page asks for 50, a campaign batch for
-    hundreds), in three queries of plain columns: the same choice of acknowledgement, without
-    loading names, statements and request context into objects nobody reads."""
-    acks = db.exec(
-        select(
-            Acknowledgement.id,
-            Acknowledgement.enrollment_id,
-            Acknowledgement.created_at,
-            Acknowledgement.policy_version,
-            Acknowledgement.supersedes_id,
-        ).where(col(Acknowledgement.enrollment_id).in_(enrollment_ids))
-    ).all()
+    hundreds), in three prepared queries of plain columns: the same choice of acknowledgement,
+    without loading names, statements and request context into objects nobody reads."""
+    acks = list(core_rows(db, _SUMMARY_ACKS, enrollment_ids))
     if not acks:
         return {}
     ack_ids = [ack.id for ack in acks]
     slots: dict[str, list[tuple[str, str]]] = {}
-    for slot_id, ack_id, role in db.exec(
-        select(SignerSlot.id, SignerSlot.acknowledgement_id, SignerSlot.role).where(
-            col(SignerSlot.acknowledgement_id).in_(ack_ids)
-        )
-    ):
+    for slot_id, ack_id, role in core_rows(db, _SUMMARY_SLOTS, ack_ids):
         slots.setdefault(ack_id, []).append((slot_id, role))
-    signed = set(
-        db.exec(select(Signature.slot_id).where(col(Signature.acknowledgement_id).in_(ack_ids)))
-    )
+    signed = set(core_rows(db, _SUMMARY_SIGNED, ack_ids).scalars())
     by_enrollment: dict[str, list[Any]] = {}
     for ack in acks:
         by_enrollment.setdefault(ack.enrollment_id, []).append(ack)

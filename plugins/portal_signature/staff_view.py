@@ -26,7 +26,7 @@ from portal_signature.parties import role_label
 
 
 def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
-    current = policy_service.current(db)
+    current = policy_service.current_number(db)
     latest_signed = service.latest_signed_summaries(db, enrollment_ids)
     on_paper = paper.best_by_enrollment(db, enrollment_ids)
     cells: dict[str, Cell] = {}
@@ -45,12 +45,10 @@ def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
     return cells
 
 
-def _cell(
-    version: int, current: PolicyVersion | None, how: str, countersign_pending: bool | None
-) -> Cell:
+def _cell(version: int, current: int | None, how: str, countersign_pending: bool | None) -> Cell:
     signed = f"Signed v{version}" + (f" {how}" if how else "")
-    if current is not None and version < current.version:
-        return Cell(f"Must re-acknowledge: signed v{version}, current v{current.version}", "warn")
+    if current is not None and version < current:
+        return Cell(f"Must re-acknowledge: signed v{version}, current v{current}", "warn")
     if countersign_pending:
         return Cell(f"{signed}; countersignature pending", "warn")
     if countersign_pending is None:

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from portal.api.fhir_consent import POLICY_RULE_SYSTEM, concept, consent, period
 from portal.api.sections import ClientRef, FhirMapping
-from portal.fhir.rows import IDS, as_model, core_rows
+from portal.rows import IDS, as_model, core_rows
 from portal.settings import Settings
 from portal_testimonial import api_section  # a cycle: api_section names MAPPING, read at call time
 from portal_testimonial.choices import NO, PLACEMENTS

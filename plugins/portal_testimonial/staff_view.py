@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portal.models import Client, Enrollment
+from portal.rows import IDS, as_model, core_rows
 from portal.staff.board import Cell
 from portal_testimonial import service
 from portal_testimonial.choices import decision_words, is_consent
@@ -22,14 +23,25 @@ def short(decision: TestimonialDecision) -> Cell:
     return Cell(decision_words(decision.choice, decision.placements), "ok")
 
 
+# The newest decision of each enrollment wins (ascending order; plain columns, no objects).
+_LATEST = (
+    select(
+        col(TestimonialDecision.enrollment_id),
+        col(TestimonialDecision.kind),
+        col(TestimonialDecision.choice),
+        col(TestimonialDecision.placements),
+    )
+    .where(col(TestimonialDecision.enrollment_id).in_(IDS))
+    .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id))
+)
+
+
 def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
-    rows = db.exec(
-        select(TestimonialDecision)
-        .where(col(TestimonialDecision.enrollment_id).in_(enrollment_ids))
-        .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id))
-    ).all()
-    latest = {row.enrollment_id: row for row in rows}  # ascending: the newest wins
-    return {enrollment_id: short(row) for enrollment_id, row in latest.items()}
+    latest = {row.enrollment_id: row for row in core_rows(db, _LATEST, enrollment_ids)}
+    return {
+        enrollment_id: short(as_model(TestimonialDecision, row))
+        for enrollment_id, row in latest.items()
+    }
 
 
 def client_section(db: Session, enrollment: Enrollment, client: Client) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from portal.api.records import iso, visible_sections
 from portal.api.sections import ApiSection, ClientRef
 from portal.changes import ClientChange
 from portal.fhir import CLIENT_ID_SYSTEM
-from portal.fhir.rows import IDS, as_model, core_rows
 from portal.models import Client, Enrollment, EnrollmentStatus
+from portal.rows import IDS, as_model, core_rows
 from portal.runtime import Runtime
 
 PATIENT, CONSENT = "Patient", "Consent"

@@ -28,7 +28,7 @@ from portal.staff.board import (
     search,
 )
 from portal.staff.models import Role, StaffAccount
-from portal.templating import render
+from portal.templating import is_htmx, render
 from portal.validation import clean_email, clean_name
 
 TIMELINE_LIMIT = 200
@@ -56,36 +56,37 @@ def sections(rt: Runtime) -> list[ClientSection]:
 
 async def board(request: Request) -> Response:
     rt = runtime(request)
-    me = await run_in_threadpool(require, rt.engine, rt.settings, request, Permission.VIEW_CLIENTS)
     extra = board_filters(rt)
     query = BoardQuery.from_params(request.query_params, [f.key for f in extra])
     cols = columns(rt)
+    # A live search swaps only the results: the panels above them are not rendered.
+    results_only = is_htmx(request)
+    meta = request_meta(request)
 
-    def work() -> dict[str, Any]:
-        with transaction(rt.engine) as db:
+    def work() -> tuple[StaffAccount, dict[str, Any]]:
+        me = require(rt.engine, rt.settings, request, Permission.VIEW_CLIENTS)
+        # Read-only (on SQLite no write lock while the page is built); the audit event
+        # is then written alone, a short write, before anything is shown.
+        with transaction(rt.engine, read_only=True) as db:
             page = search(db, query, cols, extra)
             shown_panels = []
-            for panel in board_panels(rt):
+            for panel in [] if results_only else board_panels(rt):
                 panel_context = panel.context(db)
                 if panel_context is not None:
                     shown_panels.append((panel, panel_context))
-            audit.record(
-                db,
-                Actor("staff", me.id),
-                "board.viewed",
-                "board",
-                "clients",
-                request_meta(request),
-                rows=len(page.rows),
-            )
-            return {
+            context = {
                 "page": page,
                 "practice": db.get(Practice, 1),
                 "therapists": therapists(db),
                 "panels": shown_panels,
             }
+        audit.record_alone(
+            rt.engine, Actor("staff", me.id), "board.viewed", "board", "clients", meta,
+            rows=len(page.rows),
+        )  # fmt: skip
+        return me, context
 
-    context = await run_in_threadpool(work)
+    me, context = await rt.in_db_thread(work)
     context.update(
         me=me,
         query=query,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 from starlette.requests import Request
 
 from portal.db import transaction, utcnow
@@ -66,19 +68,29 @@ class SecondFactorRequired(Exception):
 
 
 def current_staff(engine: Engine, settings: Settings, request: Request) -> StaffAccount | None:
-    """The signed-in staff member, in a transaction of its own (so an ended session's reason is
+    """The signed-in staff member. Read first; only when the session must be touched or has
+    ended is it looked up again in a transaction that writes (so an ended session's reason is
     stored even when the page then refuses)."""
-    with transaction(engine) as db:
-        active = sessions.lookup(
-            db, request.cookies.get(sessions.COOKIE), utcnow(), settings.staff_idle_minutes
-        )
-        if active is None:
-            return None
-        practice = db.get(Practice, 1)
-        request.state.staff_needs_totp = bool(
-            practice and practice.require_staff_totp and not active.account.totp_secret
-        )
-        return active.account
+    key, now = request.cookies.get(sessions.COOKIE), utcnow()
+    try:
+        with transaction(engine, read_only=True) as db:
+            return _signed_in(db, request, key, now, settings.staff_idle_minutes, False)
+    except sessions.NeedsWrite:
+        with transaction(engine) as db:
+            return _signed_in(db, request, key, now, settings.staff_idle_minutes, True)
+
+
+def _signed_in(
+    db: Session, request: Request, key: str | None, now: datetime, idle: int, may_write: bool
+) -> StaffAccount | None:
+    active = sessions.lookup(db, key, now, idle, may_write=may_write)
+    if active is None:
+        return None
+    practice = db.get(Practice, 1)
+    request.state.staff_needs_totp = bool(
+        practice and practice.require_staff_totp and not active.account.totp_secret
+    )
+    return active.account
 
 
 def require(

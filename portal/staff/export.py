@@ -33,14 +33,14 @@ def headings(columns: Sequence[BoardColumn]) -> list[str]:
 
 def page_rows(page: BoardPage, columns: Sequence[BoardColumn]) -> list[list[str]]:
     rows = []
-    for enrollment, client in page.rows:
-        cells = [page.cells[c.key].get(enrollment.id) for c in columns]
+    for row in page.rows:
+        cells = [page.cells[c.key].get(row.enrollment_id) for c in columns]
         rows.append(
             [
-                client.full_name,
-                client.email,
-                STATUSES.get(enrollment.status, str(enrollment.status)),
-                enrollment.created_at.strftime("%Y-%m-%d"),
+                row.full_name,
+                row.email,
+                STATUSES.get(row.status, str(row.status)),
+                row.created_at.strftime("%Y-%m-%d"),
                 *(cell.text if cell else "" for cell in cells),
             ]
         )

@@ -45,8 +45,18 @@ class ActiveSession:
     account: StaffAccount
 
 
-def lookup(db: Session, key: str | None, now: datetime, idle_minutes: int) -> ActiveSession | None:
-    """The live session for `key`, touching its last-seen time; None when it has ended."""
+class NeedsWrite(Exception):
+    """`lookup(..., may_write=False)` found the session must be touched or ended: look it up
+    again in a transaction that may write."""
+
+
+def lookup(
+    db: Session, key: str | None, now: datetime, idle_minutes: int, *, may_write: bool = True
+) -> ActiveSession | None:
+    """The live session for `key`, touching its last-seen time; None when it has ended.
+
+    With `may_write=False` (a read-only transaction) it raises NeedsWrite instead of writing:
+    most requests write nothing, and on SQLite a read takes no write lock."""
     if not key or len(key) > 100:
         return None
     row = db.get(StaffSession, _hash(key))
@@ -62,12 +72,15 @@ def lookup(db: Session, key: str | None, now: datetime, idle_minutes: int) -> Ac
         reason = "idle_timeout"
     elif account.password_changed_at > row.created_at:
         reason = "password_changed"
+    # Touch at most once a minute: no write on every request.
+    stale = now - row.last_seen_at > timedelta(minutes=1)
+    if (reason is not None or account is None or stale) and not may_write:
+        raise NeedsWrite
     if reason is not None or account is None:
         row.ended_at, row.ended_reason = now, reason
         db.add(row)
         return None
-    # Touch at most once a minute: no write on every request.
-    if now - row.last_seen_at > timedelta(minutes=1):
+    if stale:
         row.last_seen_at = now
         db.add(row)
     return ActiveSession(row, account)

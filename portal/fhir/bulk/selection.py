@@ -37,8 +37,8 @@ from portal import changes
 from portal.changes import ClientChange, Position
 from portal.db import utcnow
 from portal.fhir.bulk.models import ExportJob
-from portal.fhir.rows import as_model, core_rows
 from portal.models import Client
+from portal.rows import as_model, core_rows
 
 BATCH = 500
 

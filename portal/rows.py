@@ -1,7 +1,8 @@
-"""Core rows read through a model's type, for the FHIR bulk loaders.
+"""Core rows read through a model's type, for readers of many rows (FHIR bulk loaders, the
+consent board).
 
 Building ORM objects is most of what a batch loader costs (identity map, instance state,
-SQLModel's constructor), and bulk FHIR reads only read them. A Core row of the model's columns
+SQLModel's constructor), and these readers only read them. A Core row of the model's columns
 has the same attribute names with the same values (column types such as JSON and UTCDateTime
 convert rows in Core too), so the plugins' JSON builders, written for model objects, accept it.
 """
