@@ -20,7 +20,7 @@ from portal.settings import Settings
 
 def full_app() -> Starlette:
     """`uvicorn --factory bench.server:full_app`: the portal, configured by PORTAL_* variables."""
-    return create_app(Settings(_env_file=None))  # type: ignore[call-arg]
+    return create_app(Settings(_env_file=None), freeze_heap=True)  # type: ignore[call-arg]
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -77,7 +78,12 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
-def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, extra_routes: list[BaseRoute] | None = None, freeze_heap: bool = False
+) -> Starlette:
+    """The portal. `freeze_heap`: a server process (one app for its whole life) moves what
+    startup loaded out of the garbage collector's reach; tests, which build many apps, don't.
+    """
     rt = build_runtime(settings)
     plugin_routes = [r for group in rt.pm.hook.portal_routes(settings=settings) for r in group]
     routes: list[BaseRoute] = [
@@ -114,6 +120,13 @@ def create_app(settings: Settings, *, extra_routes: list[BaseRoute] | None = Non
         if settings.export_in_process:
             exports = app.state.export_loop = ExportLoop(rt)
             exports_task = asyncio.create_task(exports.run())
+        if freeze_heap:
+            # Everything loaded so far (modules, models, templates, FHIR classes: ~170,000
+            # objects) lives as long as the process. Frozen, the cyclic collector stops
+            # walking it on every full collection: a page of 500 API records took 130-330 ms
+            # (whenever a full collection fell in it), frozen a steady 125 ms.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -11,4 +11,4 @@ from portal.cli_support import load_settings
 
 def app() -> Starlette:
     """The factory (`uvicorn --factory portal.asgi:app`)."""
-    return create_app(load_settings())
+    return create_app(load_settings(), freeze_heap=True)

@@ -40,7 +40,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from portal.app import create_app
 
     settings = load_settings()
-    app = create_app(settings)
+    app = create_app(settings, freeze_heap=True)
     if settings.check_schema:
         try:
             migrations.check_current(settings, app.state.runtime.engine)

@@ -190,7 +190,7 @@ def demo(host: str, port: int, folder: Path, public_url: str | None) -> None:
         smtp_port=catcher.port,
         mail_backoff_seconds=5.0,
     )
-    app = create_app(settings, extra_routes=mail_routes(catcher))
+    app = create_app(settings, extra_routes=mail_routes(catcher), freeze_heap=True)
     rt: Runtime = app.state.runtime
     migrations.upgrade(settings, rt.engine)
     seed(rt)
