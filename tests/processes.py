@@ -21,9 +21,14 @@ from pathlib import Path
 
 import httpx2 as httpx
 import uvicorn
+from conftest import PRACTICE
 from starlette.applications import Starlette
 
+from portal.app import create_app
+from portal.db import transaction
 from portal.mail_catcher import free_port
+from portal.models import Practice
+from portal.runtime import Runtime
 from portal.settings import Settings
 
 ENTRY = "from portal.cli import main; main()"
@@ -145,9 +150,10 @@ def running(*processes: PortalProcess) -> Iterator[tuple[PortalProcess, ...]]:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: Starlette) -> Iterator[str]:
-    """The app under uvicorn on a loopback port in this process; yields its base URL."""
-    port = free_port()
+def serve_in_thread(app: Starlette, port: int | None = None) -> Iterator[str]:
+    """The app under uvicorn on a loopback port (`port`, or a free one) in this process;
+    yields its base URL."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -161,3 +167,20 @@ def serve_in_thread(app: Starlette) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def live_portal(settings: Settings) -> Iterator[tuple[str, Runtime]]:
+    """The portal of the test practice served on loopback, its links pointing there, and
+    delivering its own mail (as `portal serve` does); yields its base URL and runtime."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = create_app(settings.model_copy(update={"base_url": base, "mail_in_process": True}))
+    rt: Runtime = app.state.runtime
+    with transaction(rt.engine) as db:
+        db.add(Practice(**PRACTICE))
+    try:
+        with serve_in_thread(app, port):
+            yield base, rt
+    finally:
+        rt.engine.dispose()

@@ -9,20 +9,17 @@ from __future__ import annotations
 import html
 import io
 import re
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
-import uvicorn
+from processes import live_portal
 from pypdf import PdfReader
 from sqlmodel import select
 
-from portal.app import create_app
 from portal.audit import AuditEvent
 from portal.db import transaction
-from portal.mail_catcher import MailCatcher, free_port
+from portal.mail_catcher import MailCatcher
 from portal.models import Enrollment, EnrollmentStatus, Practice
 from portal.runtime import Runtime
 from portal.settings import Settings
@@ -34,33 +31,8 @@ PHONE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) Mobile/15E148
 
 @pytest.fixture
 def server(settings: Settings, mail: MailCatcher) -> Iterator[tuple[str, Runtime]]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    live = settings.model_copy(update={"base_url": base, "mail_in_process": True})
-    app = create_app(live)
-    rt: Runtime = app.state.runtime
-    with transaction(rt.engine) as db:
-        db.add(
-            Practice(
-                name="Harbor Light Counseling",
-                phone="(206) 555-0142",
-                email="office@harborlight.example",
-                website="https://harborlight.example",
-                licensing_board="the Washington State Department of Health",
-                crisis_line="After hours, call (206) 555-0199.",
-            )
-        )
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield base, rt
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with live_portal(settings) as served:
+        yield served
 
 
 def step_form(page: str) -> dict[str, str]:

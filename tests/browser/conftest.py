@@ -8,23 +8,17 @@ these tests fail, they are never skipped. Playwright's own browser downloads are
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from helpers import publish_default
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from processes import live_portal
 
 from browser.browsing import Portal, Watched, watch
-from portal.app import create_app
-from portal.db import transaction
-from portal.mail_catcher import MailCatcher, free_port
-from portal.models import Practice
-from portal.runtime import Runtime
+from portal.mail_catcher import MailCatcher
 from portal.settings import Settings
 
 CHROMIUM = Path(os.environ.get("PORTAL_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -62,34 +56,9 @@ def chromium() -> Iterator[Browser]:
 def portal(settings: Settings, mail: MailCatcher) -> Iterator[Portal]:
     """The real app under uvicorn on loopback, with a practice and its published policy; it
     delivers its own mail (as `portal serve` does) to the test SMTP server."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    app = create_app(settings.model_copy(update={"base_url": base, "mail_in_process": True}))
-    rt: Runtime = app.state.runtime
-    with transaction(rt.engine) as db:
-        db.add(
-            Practice(
-                name="Harbor Light Counseling",
-                phone="(206) 555-0142",
-                email="office@harborlight.example",
-                website="https://harborlight.example",
-                licensing_board="the Washington State Department of Health",
-                crisis_line="After hours, call (206) 555-0199.",
-            )
-        )
-    publish_default(rt)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    yield Portal(base, rt, mail)
-    server.should_exit = True
-    thread.join(timeout=10)
-    rt.engine.dispose()
+    with live_portal(settings) as (base, rt):
+        publish_default(rt)
+        yield Portal(base, rt, mail)
 
 
 @pytest.fixture
