@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from portal.api.records import iso
 from portal.api.sections import ApiSection, ClientRef
+from portal.rows import IDS
 from portal.settings import Settings
 from portal_contact import fhir_contact
 from portal_contact.api_schema import CONTACT_SCHEMA
@@ -90,7 +90,7 @@ def revision_json(row: ContactPreference) -> dict[str, Any]:
 # Built once (the ids expand): building a select per call cost as much as running it.
 _REVISIONS = (
     select(ContactPreference)
-    .where(col(ContactPreference.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .where(col(ContactPreference.enrollment_id).in_(IDS))
     .order_by(col(ContactPreference.revision).desc())
 )
 

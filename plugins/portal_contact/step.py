@@ -7,9 +7,9 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
+from portal.rows import IDS
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_contact import service
 from portal_contact.choices import MAX_PHONES, PHONE_KINDS, ContactChoices, parse_contact_form
@@ -26,7 +26,7 @@ from portal_contact.wording import (
 
 # Journeys, among some, with a contact preference (built once; the ids expand).
 _ANSWERED = select(ContactPreference.enrollment_id).where(
-    col(ContactPreference.enrollment_id).in_(bindparam("ids", expanding=True))
+    col(ContactPreference.enrollment_id).in_(IDS)
 )
 CONCURRENT_CHANGE_MESSAGE = (
     "Your contact choices were just saved from another window. Please check them and save again."

@@ -13,12 +13,12 @@ from portal_policy import campaign_progress, service, signed_records
 
 
 def must_reacknowledge(db: Session) -> Any:
-    current = service.current(db)
+    current = service.current_number(db)
     if current is None:
         return None
     return and_(
         signed_records.has_complete_ack(col(Enrollment.id), None),
-        not_(signed_records.has_complete_ack(col(Enrollment.id), current.version)),
+        not_(signed_records.has_complete_ack(col(Enrollment.id), current)),
     )
 
 

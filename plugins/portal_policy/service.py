@@ -46,6 +46,10 @@ def current(db: Session) -> PolicyVersion | None:
 
 
 _CURRENT_NUMBER = select(func.max(col(PolicyVersion.version)))
+# The current version's id, as a subquery for batch queries of the steps.
+CURRENT_ID = (
+    select(PolicyVersion.id).order_by(col(PolicyVersion.version).desc()).limit(1).scalar_subquery()
+)
 
 
 def current_number(db: Session) -> int | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from portal import audit
+from portal.rows import IDS
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_policy import changes, service
 from portal_policy.changes import PolicyChanges
@@ -42,13 +42,10 @@ def changes_since_read(ctx: StepContext, version: PolicyVersion) -> PolicyChange
 
 # Who read the current (highest) version, among some journeys: `complete_among`'s one query,
 # built once (the ids are an expanding parameter).
-_CURRENT_ID = (
-    select(PolicyVersion.id).order_by(col(PolicyVersion.version).desc()).limit(1).scalar_subquery()
-)
 _READ_CURRENT = (
     select(PolicyReading.enrollment_id)
-    .where(col(PolicyReading.enrollment_id).in_(bindparam("ids", expanding=True)))
-    .where(PolicyReading.policy_version_id == _CURRENT_ID)
+    .where(col(PolicyReading.enrollment_id).in_(IDS))
+    .where(PolicyReading.policy_version_id == service.CURRENT_ID)
 )
 
 

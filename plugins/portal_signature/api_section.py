@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from portal.api.records import iso
 from portal.api.sections import ApiSection, ClientRef
+from portal.rows import IDS
 from portal.settings import Settings
 from portal.staff.models import StaffAccount
 from portal_signature import fhir_acknowledgement
@@ -111,26 +111,22 @@ def discussion_json(row: PolicyDiscussion, staff_name: str) -> dict[str, Any]:
 
 # The five queries, built once with the ids as an expanding parameter: building a select and
 # its cache key per call cost about as much as running it.
-_ACKS = select(Acknowledgement).where(
-    col(Acknowledgement.enrollment_id).in_(bindparam("ids", expanding=True))
-)
+_ACKS = select(Acknowledgement).where(col(Acknowledgement.enrollment_id).in_(IDS))
 _SLOTS = (
     select(SignerSlot)
-    .where(col(SignerSlot.acknowledgement_id).in_(bindparam("ids", expanding=True)))
+    .where(col(SignerSlot.acknowledgement_id).in_(IDS))
     .order_by(col(SignerSlot.position))
 )
-_SIGNATURES = select(Signature).where(
-    col(Signature.acknowledgement_id).in_(bindparam("ids", expanding=True))
-)
+_SIGNATURES = select(Signature).where(col(Signature.acknowledgement_id).in_(IDS))
 _PAPERS = (
     select(PaperAcknowledgement)
     .options(defer(PaperAcknowledgement.content))  # type: ignore[arg-type]
-    .where(col(PaperAcknowledgement.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .where(col(PaperAcknowledgement.enrollment_id).in_(IDS))
 )
 _DISCUSSIONS = (
     select(PolicyDiscussion, StaffAccount.name)
     .join(StaffAccount, col(StaffAccount.id) == col(PolicyDiscussion.staff_account_id))
-    .where(col(PolicyDiscussion.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .where(col(PolicyDiscussion.enrollment_id).in_(IDS))
     .order_by(col(PolicyDiscussion.discussed_on).desc(), col(PolicyDiscussion.recorded_at).desc())
 )
 

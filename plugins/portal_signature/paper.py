@@ -1,6 +1,6 @@
 """Paper acknowledgements: signed on paper, scanned, recorded by staff. Only ever INSERTs.
 
-Public: `record`, `for_enrollment`, `best_by_enrollment` (the board), `scan` (downloads).
+Public: `record`, `for_enrollment`, `newest_versions` (the board), `scan` (downloads).
 A paper acknowledgement counts as signed on the staff side; the online step still asks the
 client to sign, as the wizard's completion is about the online journey.
 """
@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy import func
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from portal import audit
 from portal.audit import Actor, RequestMeta
 from portal.models import Enrollment
-from portal.rows import IDS
+from portal.rows import IDS, core_rows
 from portal.staff.models import StaffAccount
 from portal_policy.models import PolicyVersion
 from portal_signature.models import PaperAcknowledgement
@@ -111,20 +112,18 @@ def for_enrollment(db: Session, enrollment_id: str) -> list[PaperRecord]:
     return [PaperRecord(row, name) for row, name in rows]
 
 
-_BEST = (
-    select(PaperAcknowledgement)
-    .options(_WITHOUT_SCAN)
+_NEWEST_VERSIONS = (
+    select(
+        col(PaperAcknowledgement.enrollment_id), func.max(col(PaperAcknowledgement.policy_version))
+    )
     .where(col(PaperAcknowledgement.enrollment_id).in_(IDS))
-    .order_by(col(PaperAcknowledgement.policy_version), col(PaperAcknowledgement.recorded_at))
+    .group_by(col(PaperAcknowledgement.enrollment_id))
 )
 
 
-def best_by_enrollment(
-    db: Session, enrollment_ids: Sequence[str]
-) -> dict[str, PaperAcknowledgement]:
-    """For each enrollment with one, the paper acknowledgement of the newest policy version."""
-    rows = db.exec(_BEST, params={"ids": list(enrollment_ids)}).all()
-    return {row.enrollment_id: row for row in rows}  # ascending: the last one wins
+def newest_versions(db: Session, enrollment_ids: Sequence[str]) -> dict[str, int]:
+    """For each enrollment with one, the newest policy version acknowledged on paper."""
+    return {row[0]: row[1] for row in core_rows(db, _NEWEST_VERSIONS, enrollment_ids)}
 
 
 def scan(db: Session, enrollment_id: str, paper_id: str) -> PaperAcknowledgement | None:

@@ -28,14 +28,14 @@ from portal_signature.parties import role_label
 def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
     current = policy_service.current_number(db)
     latest_signed = service.latest_signed_summaries(db, enrollment_ids)
-    on_paper = paper.best_by_enrollment(db, enrollment_ids)
+    on_paper = paper.newest_versions(db, enrollment_ids)
     cells: dict[str, Cell] = {}
     for enrollment_id in enrollment_ids:
         signed = latest_signed.get(enrollment_id)
         sheet = on_paper.get(enrollment_id)
         # Whichever covers the newer policy version counts; online wins a tie.
-        if sheet is not None and (signed is None or sheet.policy_version > signed.policy_version):
-            cells[enrollment_id] = _cell(sheet.policy_version, current, "on paper", None)
+        if sheet is not None and (signed is None or sheet > signed.policy_version):
+            cells[enrollment_id] = _cell(sheet, current, "on paper", None)
         elif signed is not None:
             cells[enrollment_id] = _cell(
                 signed.policy_version, current, "", signed.countersignature_pending

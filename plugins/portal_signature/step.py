@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import and_, bindparam
+from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
+from portal.rows import IDS
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_policy import service as policy_service
 from portal_policy.models import PolicyVersion
@@ -54,9 +55,6 @@ def _state(ctx: StepContext) -> tuple[PolicyVersion | None, AckState | None]:
 # `SignatureStep.complete_among`'s two queries, built once (the ids expand): the
 # acknowledgements of the current (highest) policy version, and their client-side slots, each
 # with its signature if any.
-_CURRENT_ID = (
-    select(PolicyVersion.id).order_by(col(PolicyVersion.version).desc()).limit(1).scalar_subquery()
-)
 _CURRENT_ACKS = (
     select(
         Acknowledgement.id,
@@ -64,8 +62,8 @@ _CURRENT_ACKS = (
         Acknowledgement.created_at,
         Acknowledgement.supersedes_id,
     )
-    .where(col(Acknowledgement.enrollment_id).in_(bindparam("ids", expanding=True)))
-    .where(Acknowledgement.policy_version_id == _CURRENT_ID)
+    .where(col(Acknowledgement.enrollment_id).in_(IDS))
+    .where(Acknowledgement.policy_version_id == policy_service.CURRENT_ID)
 )
 _CLIENT_SLOTS = (
     select(SignerSlot.acknowledgement_id, Signature.id)
@@ -76,7 +74,7 @@ _CLIENT_SLOTS = (
             col(Signature.acknowledgement_id) == SignerSlot.acknowledgement_id,
         ),
     )
-    .where(col(SignerSlot.acknowledgement_id).in_(bindparam("ids", expanding=True)))
+    .where(col(SignerSlot.acknowledgement_id).in_(IDS))
     .where(SignerSlot.role != Role.THERAPIST)
 )
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from portal.api.records import iso
 from portal.api.sections import ApiSection, ClientRef
+from portal.rows import IDS
 from portal.settings import Settings
 from portal_testimonial import fhir_testimonial
 from portal_testimonial.choices import CHOICES, PLACEMENTS
@@ -95,7 +95,7 @@ def current_json(row: TestimonialDecision) -> dict[str, Any]:
 # Built once (the ids expand): building a select per call cost as much as running it.
 _DECISIONS = (
     select(TestimonialDecision)
-    .where(col(TestimonialDecision.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .where(col(TestimonialDecision.enrollment_id).in_(IDS))
     .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id))
 )
 

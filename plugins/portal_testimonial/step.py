@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, exists
+from sqlalchemy import exists
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from portal.rows import IDS
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_testimonial import service
 from portal_testimonial.choices import (
@@ -35,7 +36,7 @@ CHECKED = "yes"  # the value every placement checkbox sends
 _NEWER = aliased(TestimonialDecision)
 _DECIDED = (
     select(TestimonialDecision.enrollment_id)
-    .where(col(TestimonialDecision.enrollment_id).in_(bindparam("ids", expanding=True)))
+    .where(col(TestimonialDecision.enrollment_id).in_(IDS))
     .where(~exists().where(col(_NEWER.supersedes_id) == TestimonialDecision.id))
 )
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from portal.api.sections import ApiSection, ClientRef
@@ -19,6 +19,7 @@ from portal.audit import RequestMeta
 from portal.changes import ClientChange
 from portal.db import utcnow
 from portal.models import Client, Enrollment, EnrollmentStatus, Practice
+from portal.rows import IDS
 from portal.runtime import Runtime
 from portal.staff.models import StaffAccount
 from portal.steps import StepContext
@@ -27,18 +28,16 @@ from portal.steps import StepContext
 # and its cache key per call cost about as much as running it (a one-client read runs ~15).
 _ENROLLMENTS = (
     select(Enrollment)
-    .where(col(Enrollment.client_id).in_(bindparam("ids", expanding=True)))
+    .where(col(Enrollment.client_id).in_(IDS))
     .order_by(col(Enrollment.created_at), col(Enrollment.id))
 )
 _LAST_CHANGED = (
     select(ClientChange.client_id, func.max(ClientChange.changed_at))
-    .where(col(ClientChange.client_id).in_(bindparam("ids", expanding=True)))
+    .where(col(ClientChange.client_id).in_(IDS))
     .group_by(col(ClientChange.client_id))
 )
 _PRACTICE = select(Practice).where(Practice.id == 1)
-_STAFF_NAMES = select(StaffAccount.id, StaffAccount.name).where(
-    col(StaffAccount.id).in_(bindparam("ids", expanding=True))
-)
+_STAFF_NAMES = select(StaffAccount.id, StaffAccount.name).where(col(StaffAccount.id).in_(IDS))
 
 
 def latest_enrollments(db: Session, client_ids: Sequence[str]) -> dict[str, Enrollment]:
