@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 from starlette.testclient import TestClient
+
+from portal.middleware import access_log
 
 
 def test_a_line_per_request_with_tokens_masked(
@@ -20,9 +23,16 @@ def test_a_line_per_request_with_tokens_masked(
     assert "secret-invitation-token" not in caplog.text
 
 
-def test_nothing_is_logged_when_the_access_log_is_off(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+def test_no_work_when_the_access_log_is_off(
+    client: TestClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Off, the middleware neither times the request nor formats a line: the page is served
+    even if timing were impossible, and nothing reaches the log."""
+
+    def no_timing() -> float:
+        raise AssertionError("the access log timed a request while it was off")
+
+    monkeypatch.setattr(access_log, "time", SimpleNamespace(perf_counter=no_timing))
     with caplog.at_level(logging.WARNING, logger="portal.access"):
         assert client.get("/healthz").status_code == 200
     assert not [r for r in caplog.records if r.name == "portal.access"]

@@ -147,11 +147,11 @@ def test_restore_refuses_a_backup_of_the_other_kind(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_sqlite_backup_is_consistent_while_a_writer_is_mid_transaction(
+def test_sqlite_backup_completes_with_the_committed_state_while_a_writer_holds_the_lock(
     rt: Runtime, settings: Settings, tmp_path: Path
 ) -> None:
-    """The online backup API copies the last committed state; a plain file copy taken now could
-    mix pages of both."""
+    """A backup taken while another connection is mid-transaction does not wait for it and
+    holds what was committed, not the writer's uncommitted change."""
     publish_default(rt)
     onboard(rt, "Jordan Avery", "jordan@example.com")
     committed = rows(settings.database_url)
