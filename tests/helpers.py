@@ -5,9 +5,12 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from httpx2 import Response
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from portal import invitations
@@ -208,3 +211,18 @@ def add_client(
                 spec.handler.demo_fill(ctx)
         rt.wizard.complete_if_done(ctx)
         return enrollment.id
+
+
+@contextmanager
+def counting_queries(rt: Runtime) -> Iterator[list[str]]:
+    """The SQL statements the engine runs inside the block."""
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(rt.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", count)

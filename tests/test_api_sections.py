@@ -4,15 +4,12 @@ entries their writes leave."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import jsonschema_rs
 import pytest
-from helpers import onboard, settle_change_log
+from helpers import counting_queries, onboard, settle_change_log
 from section_scenarios import Population, build, countersign
-from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from portal import changes
@@ -201,20 +198,6 @@ def test_clients_without_records_are_left_out(rt: Runtime, population: Populatio
     for key in ("contact", "acknowledgements", "testimonial"):
         values = load(rt, key, [invited.client_id, population.minor], history=True)
         assert invited.client_id not in values and population.minor in values
-
-
-@contextmanager
-def counting_queries(rt: Runtime) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(rt.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(rt.engine, "before_cursor_execute", count)
 
 
 @pytest.mark.parametrize("key", ["contact", "acknowledgements", "testimonial"])

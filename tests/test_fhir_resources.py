@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from fhir_validation import validate
-from helpers import onboard, publish_default
+from helpers import counting_queries, onboard, publish_default
 from section_scenarios import build
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from portal.api.records import latest_enrollments
@@ -135,18 +135,9 @@ def test_one_query_set_per_batch(fake_only: Runtime) -> None:
     clients = _clients(rt)
 
     def statements(batch: list[Client]) -> int:
-        seen: list[str] = []
-
-        def count(*args: Any) -> None:
-            seen.append(args[2])
-
-        event.listen(rt.engine, "before_cursor_execute", count)
-        try:
-            with transaction(rt.engine, read_only=True) as db:
-                resources.patients(rt, db, batch, ["clients:read", "contacts:read"])
-                resources.consents(rt, db, batch, ["clients:read", "contacts:read"])
-        finally:
-            event.remove(rt.engine, "before_cursor_execute", count)
+        with counting_queries(rt) as seen, transaction(rt.engine, read_only=True) as db:
+            resources.patients(rt, db, batch, ["clients:read", "contacts:read"])
+            resources.consents(rt, db, batch, ["clients:read", "contacts:read"])
         return len(seen)
 
     assert statements(clients[:1]) == statements(clients)
@@ -204,17 +195,8 @@ def test_real_sections_cost_one_query_set_per_batch(rt: Runtime) -> None:
         clients = list(db.exec(select(Client).where(Client.id.in_(population.all()))))  # type: ignore[attr-defined]
 
     def statements(batch: list[Client]) -> int:
-        seen: list[str] = []
-
-        def count(*args: Any) -> None:
-            seen.append(args[2])
-
-        event.listen(rt.engine, "before_cursor_execute", count)
-        try:
-            with transaction(rt.engine, read_only=True) as db:
-                resources.load_batch(rt, db, batch, ["clients:read", "contacts:read"])
-        finally:
-            event.remove(rt.engine, "before_cursor_execute", count)
+        with counting_queries(rt) as seen, transaction(rt.engine, read_only=True) as db:
+            resources.load_batch(rt, db, batch, ["clients:read", "contacts:read"])
         return len(seen)
 
     assert statements(clients[:1]) == statements(clients)

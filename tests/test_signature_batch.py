@@ -4,28 +4,11 @@ one-by-one lookup the client's receipt uses."""
 from __future__ import annotations
 
 from helpers import onboard, publish_default
+from section_scenarios import countersign
 
-from portal.audit import Actor, RequestMeta
 from portal.db import transaction, utcnow
-from portal.models import Practice
 from portal.runtime import Runtime
-from portal_policy import service as policy_service
-from portal_signature import esign, service
-
-
-def _countersign(rt: Runtime, enrollment_id: str) -> None:
-    with transaction(rt.engine) as db:
-        state = service.latest_signed(db, enrollment_id)
-        assert state is not None and state.therapist_slot is not None
-        policy = policy_service.current(db)
-        practice = db.get(Practice, 1)
-        assert practice is not None
-        assert policy is not None
-        service.sign(
-            db, state, state.therapist_slot, policy,
-            typed_name="Dr. Maya Patel", disclosure=esign.disclosure(practice),
-            actor=Actor("staff", "therapist"), meta=RequestMeta.none(), now=utcnow(),
-        )  # fmt: skip
+from portal_signature import service
 
 
 def test_latest_signed_summaries_match_latest_signed(rt: Runtime) -> None:
@@ -37,7 +20,7 @@ def test_latest_signed_summaries_match_latest_signed(rt: Runtime) -> None:
         onboard(rt, "Quinn Ellis", "quinn@example.com"),  # signed, then countersigned
     ]
     ids = [e.id for e in enrollments]
-    _countersign(rt, ids[3])
+    countersign(rt, ids[3], "Dr. Maya Patel", utcnow())
     with transaction(rt.engine, read_only=True) as db:
         batch = service.latest_signed_summaries(db, ids)
         one_by_one = {i: service.latest_signed(db, i) for i in ids}
