@@ -158,7 +158,6 @@ def test_receipt_regenerates_identically_later(
 
 
 def _complete_with_contact(client: TestClient, rt: Runtime, steps: Any, *, email: bool) -> None:
-    pytest.importorskip("portal_contact.service")
     steps("contact")
     at_sign_step(client, rt)
     contact = {

@@ -49,7 +49,16 @@ def _dejavu_dir() -> Path | None:
     return None
 
 
-needs_dejavu = pytest.mark.skipif(_dejavu_dir() is None, reason="DejaVu Sans is not installed")
+@pytest.fixture
+def dejavu() -> Path:
+    """The DejaVu fonts, which `make install` fetches: missing, these tests fail (never skip)."""
+    directory = _dejavu_dir()
+    if directory is None:
+        pytest.fail("DejaVu Sans is missing: run `make install` (python hatch_build.py fetches it)")
+    return directory
+
+
+needs_dejavu = pytest.mark.usefixtures("dejavu")
 
 
 def client_signature(name: str = "Zoë Ñúñez") -> ReceiptSignature:
