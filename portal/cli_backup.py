@@ -67,11 +67,12 @@ def run_tool(args: list[str], env: dict[str, str]) -> None:
 def new_file(target: Path) -> Iterator[Path]:
     """A temporary file beside `target`, moved to `target` when the block succeeds; never
     replaces an existing file (os.link refuses), even one created meanwhile."""
-    if target.exists():
-        raise click.ClickException(f"{target} exists; a backup never writes over a file.")
+    refuse_existing(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
+    # Client records: readable by the owner alone, from the first byte written.
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     try:
         yield partial
         os.link(partial, target)
@@ -81,15 +82,32 @@ def new_file(target: Path) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
+def refuse_existing(target: Path) -> None:
+    """A backup or restore never writes over a file, nor beside an SQLite file's leftover
+    write-ahead log or journal, which SQLite would replay over the restored database."""
+    if target.exists():
+        raise click.ClickException(f"{target} exists; a backup never writes over a file.")
+    for suffix in ("-wal", "-shm", "-journal"):
+        leftover = target.with_name(target.name + suffix)
+        if leftover.exists():
+            raise click.ClickException(
+                f"{leftover} is left from an earlier database; move it away first."
+            )
+
+
 def file_head(path: Path) -> bytes:
     with path.open("rb") as file:
         return file.read(16)
 
 
-def sqlite_copy(source: Path, target: Path, timeout: float) -> None:
-    """Copy with SQLite's online backup API, then check the copy page by page."""
+def check_sqlite_file(source: Path) -> None:
     if not source.is_file() or file_head(source) != SQLITE_MAGIC:
         raise click.ClickException(f"{source} is not an SQLite database.")
+
+
+def sqlite_copy(source: Path, target: Path, timeout: float) -> None:
+    """Copy with SQLite's online backup API, then check the copy page by page."""
+    check_sqlite_file(source)
     with new_file(target) as partial:
         src = sqlite3.connect(source, timeout=timeout)
         dst = sqlite3.connect(partial)
@@ -126,6 +144,13 @@ def backup(target: Path) -> None:
     file; PostgreSQL: a pg_dump custom-format archive). Safe while the app runs."""
     settings = load_settings()
     kind = "sqlite" if settings.is_sqlite else "pg_dump"
+    # What would refuse the backup is checked before the event is recorded (recording
+    # connects, which would create a missing SQLite file).
+    refuse_existing(target)
+    if settings.is_sqlite:
+        check_sqlite_file(sqlite_path(settings))
+    elif shutil.which("pg_dump") is None:
+        run_tool(["pg_dump"], {})  # says what to install
     # Recorded first, so the backup holds the event that says it was taken.
     recorded = record(settings, "database.backup", format=kind)
     if settings.is_sqlite:
@@ -178,5 +203,8 @@ def restore(source: Path) -> None:
             f"Restored, but the audit chain is BROKEN after {verdict.count} events: "
             f"{verdict.problem}"
         )
-    record(settings, "database.restore", format="sqlite" if settings.is_sqlite else "pg_dump")
+    if not record(
+        settings, "database.restore", format="sqlite" if settings.is_sqlite else "pg_dump"
+    ):
+        click.echo("Note: the schema is not this version's; no audit event was recorded.")
     click.echo(f"Restored. Audit chain intact: {verdict.count} events. Head: {verdict.head}")

@@ -170,3 +170,45 @@ def test_sqlite_backup_completes_with_the_committed_state_while_a_writer_holds_t
         writer.close()
     copy = rows(f"sqlite:///{backup_file}")
     assert copy == committed and len(copy["signature"]) == 1
+
+
+def test_a_backup_is_readable_by_its_owner_alone_and_a_refused_one_leaves_no_trace(
+    run: Run, rt: Runtime, settings: Settings, tmp_path: Path
+) -> None:
+    publish_default(rt)
+    backup_file = tmp_path / "portal.backup"
+    assert run("backup", str(backup_file)).exit_code == 0
+    assert backup_file.stat().st_mode & 0o777 == 0o600  # every client's record is in it
+    events = audit_events(settings.database_url)
+
+    refused = run("backup", str(backup_file))
+    assert refused.exit_code == 1 and "never writes over a file" in refused.output
+    assert audit_events(settings.database_url) == events  # no event for a backup not taken
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_backup_of_a_mistyped_database_path_fails_and_creates_nothing(
+    run: Run, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such" / "portal.db"
+    result = run("backup", str(tmp_path / "x.backup"), database_url=f"sqlite:///{missing}")
+    assert result.exit_code == 1 and "is not an SQLite database" in result.output
+    assert not missing.exists() and not (tmp_path / "x.backup").exists()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_restore_refuses_beside_a_leftover_write_ahead_log(
+    run: Run, rt: Runtime, tmp_path: Path
+) -> None:
+    """SQLite would replay an old database's -wal file over the restored one."""
+    publish_default(rt)
+    backup_file = tmp_path / "portal.backup"
+    assert run("backup", str(backup_file)).exit_code == 0
+    target = tmp_path / "restored" / "portal.db"
+    target.parent.mkdir()
+    Path(f"{target}-wal").write_bytes(b"left from the deleted database")
+    result = run("restore", str(backup_file), database_url=f"sqlite:///{target}")
+    assert (
+        result.exit_code == 1 and "portal.db-wal is left from an earlier database" in result.output
+    )
+    assert not target.exists()
