@@ -3,7 +3,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 ARGS ?=
 
-.PHONY: demo test install lint audit clean bench
+.PHONY: demo test install lint audit clean bench screenshots
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -25,6 +25,10 @@ lint: install
 ## Install, then run the whole test suite on SQLite and PostgreSQL with a real SMTP server.
 test: lint
 	.venv/bin/python -m pytest
+
+## Refresh the README's screenshots in docs/screenshots (the browser tests, on SQLite).
+screenshots: install
+	PORTAL_SCREENSHOTS_DIR=docs/screenshots .venv/bin/python -m pytest tests/browser -k sqlite
 
 ## Audit the locked releases (uv.lock, every group) for published vulnerabilities. Exits 2, never
 ## clean, when the advisory database cannot be reached.

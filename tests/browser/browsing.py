@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +20,11 @@ from portal.mail_catcher import CaughtMail, MailCatcher
 from portal.mailer import deliver_due
 from portal.runtime import Runtime
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's pictures are refreshed only on request (`make screenshots`): pages show dates
+# and times, so writing docs/ on every run would change committed files each time.
+SCREENSHOTS = Path(
+    os.environ.get("PORTAL_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "portal-screenshots"
+)
 PHONE: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 1,
@@ -112,7 +118,7 @@ def watch(page: Page) -> Watched:
 
 
 def screenshot(page: Page, name: str, full_page: bool = True) -> None:
-    """Overwrite docs/screenshots/NAME.png with the page (the README's pictures)."""
+    """Write SCREENSHOTS/NAME.png (docs/screenshots with `make screenshots`)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     # caret="initial": hiding the caret injects a <style>, which the app's CSP rightly refuses.
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page, caret="initial")
