@@ -40,14 +40,20 @@ def serve(host: str, port: int, workers: int) -> None:
     from portal.app import create_app
 
     settings = load_settings()
-    app = create_app(settings, freeze_heap=True)
     if settings.check_schema:
+        engine = make_engine(settings)
         try:
-            migrations.check_current(settings, app.state.runtime.engine)
+            migrations.check_current(settings, engine)
         except migrations.SchemaNotCurrent as exc:
             raise click.ClickException(str(exc)) from None
         finally:
-            app.state.runtime.engine.dispose()
+            engine.dispose()
+    if workers > 1 and settings.is_sqlite:
+        logging.getLogger("portal").warning(
+            "%d workers on SQLite: their writes wait on each other in SQLite's busy handler; "
+            "one worker serves a practice best, several want PostgreSQL.",
+            workers,
+        )
     if not settings.demo and "127.0.0.1" in settings.base_url:
         logging.getLogger("portal").warning(
             "PORTAL_BASE_URL is %s: links in mail will only work on this machine.",
@@ -55,7 +61,7 @@ def serve(host: str, port: int, workers: int) -> None:
         )
     uvicorn.run(
         # Several workers need an import string: each process builds its own app.
-        "portal.asgi:app" if workers > 1 else app,
+        "portal.asgi:app" if workers > 1 else create_app(settings, freeze_heap=True),
         factory=workers > 1,
         workers=workers,
         host=host,

@@ -167,11 +167,10 @@ async def read_consent(request: Request) -> Response:
 def _audit_search(rt: Runtime, request: Request, key: ApiKey, resource_type: str, n: int) -> None:
     # Parameter names only: values may be record numbers or ids.
     names = sorted(set(request.query_params.keys()))
-    with transaction(rt.engine) as db:
-        audit.record(
-            db, Actor("api", key.name), "fhir.search", "api_key", key.id, api_meta(request),
-            resource_type=resource_type, count=n, parameters=names,
-        )  # fmt: skip
+    audit.record_alone(
+        rt.engine, Actor("api", key.name), "fhir.search", "api_key", key.id, api_meta(request),
+        resource_type=resource_type, count=n, parameters=names,
+    )  # fmt: skip
 
 
 def _audit_read(
@@ -188,8 +187,9 @@ def _audit_read(
     if client_id and resource_id:
         detail["resource_id"] = resource_id
     subject = ("client", client_id) if client_id else ("api_key", key.id)
-    with transaction(rt.engine) as db:
-        audit.record(db, Actor("api", key.name), "fhir.read", *subject, api_meta(request), **detail)
+    audit.record_alone(
+        rt.engine, Actor("api", key.name), "fhir.read", *subject, api_meta(request), **detail
+    )
 
 
 routes: list[BaseRoute] = [

@@ -24,7 +24,8 @@ from portal.fhir.bulk.models import ExportJob, JobStatus
 
 log = logging.getLogger("portal.export")
 
-# A running job renews its lease after every batch; a worker that died loses it after this long.
+# A running job renews its lease with its progress (at most once a second, runner.PROGRESS_SECONDS);
+# a worker that died loses it after this long.
 LEASE = timedelta(minutes=5)
 # A job that brought its worker down this many times is failed rather than tried forever.
 MAX_ATTEMPTS = 3
