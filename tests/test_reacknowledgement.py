@@ -13,6 +13,7 @@ import pytest
 from helpers import (
     add_client,
     make_staff,
+    onboard,
     open_link,
     post_form,
     publish_default,
@@ -311,14 +312,12 @@ def test_publishing_from_the_command_line_starts_the_campaign(
 
 def test_board_filters_and_campaign_progress(client: TestClient, rt: Runtime) -> None:
     """The board lists who must re-acknowledge and shows the campaign's progress."""
-    from test_staff_board import add_client
-
     from portal_policy import publishing
     from portal_policy.rendering import default_policy_source
 
     publish_default(rt)
-    add_client(rt, "Sam Okafor", "sam@example.com", None)
-    add_client(rt, "Avery Chen", "avery@example.com", 0)
+    onboard(rt, "Sam Okafor", "sam@example.com", steps=None)
+    onboard(rt, "Avery Chen", "avery@example.com", steps=0)
     with transaction(rt.engine) as db:
         practice = db.get(Practice, 1)
         assert practice is not None

@@ -3,48 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from helpers import make_staff, post_form, publish_default, staff_sign_in
+from helpers import make_staff, onboard, post_form, publish_default, staff_sign_in
 from sqlmodel import select
 from starlette.testclient import TestClient
 
-from portal.audit import AuditEvent, RequestMeta
+from portal.audit import AuditEvent
 from portal.db import transaction, utcnow
 from portal.mail_catcher import MailCatcher
-from portal.models import Client, Enrollment, Practice
+from portal.models import Client, Enrollment
 from portal.runtime import Runtime
 from portal.staff.board import PAGE_SIZE
-
-
-def add_client(rt: Runtime, name: str, email: str, steps: int | None = 0) -> str:
-    """A client at a given point of the journey (steps done: 0 = invited only, None = all)."""
-    from portal import invitations
-    from portal.audit import Actor
-
-    with transaction(rt.engine) as db:
-        practice = db.get(Practice, 1)
-        assert practice is not None
-        now = utcnow()
-        enrollment, link = invitations.invite(
-            db,
-            rt.services,
-            practice,
-            full_name=name,
-            email=email,
-            actor=Actor("staff", "t"),
-            meta=RequestMeta(),
-            now=now,
-        )
-        if steps != 0:
-            invitations.accept_invitation(
-                db, rt.services, link.rsplit("/", 1)[-1], RequestMeta(), now
-            )
-            client = db.get(Client, enrollment.client_id)
-            assert client is not None
-            ctx = rt.step_context(db, practice, client, enrollment, RequestMeta(), now)
-            for spec in rt.wizard.steps[: steps if steps is not None else None]:
-                spec.handler.demo_fill(ctx)
-            rt.wizard.complete_if_done(ctx)
-        return enrollment.id
 
 
 def signed_in(
@@ -56,8 +24,8 @@ def signed_in(
 
 def test_board_shows_status_and_contact_rules_at_a_glance(client: TestClient, rt: Runtime) -> None:
     publish_default(rt)
-    add_client(rt, "Avery Chen", "avery@example.com", 0)
-    add_client(rt, "Sam Okafor", "sam@example.com", None)
+    onboard(rt, "Avery Chen", "avery@example.com", steps=0)
+    onboard(rt, "Sam Okafor", "sam@example.com", steps=None)
     signed_in(client, rt)
     page = client.get("/staff/")
     assert page.status_code == 200
@@ -70,8 +38,8 @@ def test_board_shows_status_and_contact_rules_at_a_glance(client: TestClient, rt
 
 def test_search_works_with_and_without_javascript(client: TestClient, rt: Runtime) -> None:
     publish_default(rt)
-    add_client(rt, "Avery Chen", "avery@example.com")
-    add_client(rt, "Sam Okafor", "sam@example.com")
+    onboard(rt, "Avery Chen", "avery@example.com", steps=0)
+    onboard(rt, "Sam Okafor", "sam@example.com", steps=0)
     signed_in(client, rt)
     plain = client.get("/staff/?q=okaf")
     assert "Sam Okafor" in plain.text and "Avery Chen" not in plain.text
@@ -84,8 +52,8 @@ def test_search_works_with_and_without_javascript(client: TestClient, rt: Runtim
 
 def test_status_filter_and_sort(client: TestClient, rt: Runtime) -> None:
     publish_default(rt)
-    add_client(rt, "Zed Young", "zed@example.com", 0)
-    add_client(rt, "Abby Adams", "abby@example.com", None)
+    onboard(rt, "Zed Young", "zed@example.com", steps=0)
+    onboard(rt, "Abby Adams", "abby@example.com", steps=None)
     signed_in(client, rt)
     complete = client.get("/staff/?status=complete").text
     assert "Abby Adams" in complete and "Zed Young" not in complete
@@ -121,7 +89,7 @@ def test_pages_follow_on_without_gaps_or_repeats(client: TestClient, rt: Runtime
 
 def test_client_page_shows_the_record_and_is_audited(client: TestClient, rt: Runtime) -> None:
     publish_default(rt)
-    enrollment_id = add_client(rt, "Sam Okafor", "sam@example.com", None)
+    enrollment_id = onboard(rt, "Sam Okafor", "sam@example.com", steps=None).id
     signed_in(client, rt)
     page = client.get(f"/staff/clients/{enrollment_id}")
     assert page.status_code == 200
@@ -142,7 +110,7 @@ def test_client_page_shows_the_record_and_is_audited(client: TestClient, rt: Run
 
 def test_therapist_countersigns(client: TestClient, rt: Runtime, app) -> None:  # type: ignore[no-untyped-def]
     publish_default(rt)
-    enrollment_id = add_client(rt, "Sam Okafor", "sam@example.com", None)
+    enrollment_id = onboard(rt, "Sam Okafor", "sam@example.com", steps=None).id
     front_desk = TestClient(app, base_url="http://testserver", follow_redirects=False)
     signed_in(front_desk, rt, "front_desk")
     assert "Countersign</button>" not in front_desk.get(f"/staff/clients/{enrollment_id}").text
@@ -223,7 +191,7 @@ def test_a_tampered_page_cursor_shows_the_first_page(client: TestClient, rt: Run
     import base64
     import json
 
-    add_client(rt, "Avery Chen", "avery@example.com")
+    onboard(rt, "Avery Chen", "avery@example.com", steps=0)
     signed_in(client, rt)
     for value in [1, "nope", {"a": 1}, None]:
         cursor = base64.urlsafe_b64encode(json.dumps([value, "x"]).encode()).decode()
@@ -239,7 +207,7 @@ def test_only_the_clients_own_therapist_countersigns(client: TestClient, rt: Run
     from sqlalchemy import update
 
     publish_default(rt)
-    enrollment_id = add_client(rt, "Sam Okafor", "sam@example.com", None)
+    enrollment_id = onboard(rt, "Sam Okafor", "sam@example.com", steps=None).id
     own = make_staff(rt, "therapist", email="own@example.com", name="Dr. Own")
     with transaction(rt.engine) as db:
         from portal.staff import accounts
@@ -263,9 +231,9 @@ def test_only_the_clients_own_therapist_countersigns(client: TestClient, rt: Run
 def test_search_short_terms_match_the_start_of_a_word_longer_ones_anywhere(
     client: TestClient, rt: Runtime
 ) -> None:
-    add_client(rt, "Sam Okafor", "sam.okafor@example.com")
-    add_client(rt, "Ana Lima-Brook", "al@example.com")
-    add_client(rt, "Joe Hookes", "joe@example.com")
+    onboard(rt, "Sam Okafor", "sam.okafor@example.com", steps=0)
+    onboard(rt, "Ana Lima-Brook", "al@example.com", steps=0)
+    onboard(rt, "Joe Hookes", "joe@example.com", steps=0)
     signed_in(client, rt)
 
     def found(term: str) -> set[str]:
@@ -289,7 +257,7 @@ def test_search_short_terms_match_the_start_of_a_word_longer_ones_anywhere(
 def test_a_renamed_client_is_found_by_the_new_name_only(client: TestClient, rt: Runtime) -> None:
     from sqlalchemy import update
 
-    enrollment_id = add_client(rt, "Riley Marsh", "riley@example.com")
+    enrollment_id = onboard(rt, "Riley Marsh", "riley@example.com", steps=0).id
     signed_in(client, rt)
     assert enrollment_id in client.get("/staff/?q=marsh").text
     with transaction(rt.engine) as db:
