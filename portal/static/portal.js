@@ -15,7 +15,8 @@ function markInvalid(slot) {
   var message = slot.textContent.trim();
   var invalid = message !== "";
   var announcer = document.getElementById("announcer");
-  if (announcer && invalid) { announcer.textContent = message; }
+  // Cleared when the field is fixed, so no stale message is left to be read later.
+  if (announcer) { announcer.textContent = message; }
   document.querySelectorAll("[aria-describedby]").forEach(function (control) {
     if (control.getAttribute("aria-describedby").split(/\s+/).indexOf(slot.id) < 0) { return; }
     if (invalid) { control.setAttribute("aria-invalid", "true"); }
