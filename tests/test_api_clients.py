@@ -198,3 +198,17 @@ def test_wrong_method_and_missing_key(rt: Runtime, client: TestClient) -> None:
     assert response.status_code == 401 and "Bearer" in response.headers["www-authenticate"]
     response = client.get("/api/v1/changes", headers=bearer("pk_abcdefgh_" + "x" * 43))
     assert response.status_code == 401
+
+
+def test_asking_for_a_client_who_is_not_there_is_audited_without_the_id(
+    rt: Runtime, client: TestClient
+) -> None:
+    """Every API access leaves an event, a miss too; it names the key, not what was typed."""
+    headers = {"Authorization": f"Bearer {api_key(rt)}"}
+    asked = "0123456789abcdef0123456789abcdef"
+    assert client.get(f"/api/v1/clients/{asked}", headers=headers).status_code == 404
+    with transaction(rt.engine) as db:
+        event = db.exec(select(AuditEvent).order_by(AuditEvent.id.desc())).first()  # type: ignore[union-attr]
+    assert event is not None and event.action == "api.client_read"
+    assert event.subject_type == "api_key" and event.detail == {"count": 0}
+    assert asked not in str(event.model_dump())

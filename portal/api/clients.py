@@ -112,9 +112,15 @@ async def get_client(request: Request) -> Response:
             client = None
             if _ID_RE.match(client_id):
                 client = db.exec(_BY_ID, params={"id": client_id}).first()
-            if client is None:
-                raise _not_found()
-            record = client_records(rt, db, [client], key.scopes, history=history)[0]
+            found = client_records(rt, db, [client], key.scopes, history=history) if client else []
+        if not found:
+            # A miss names only the key: the id asked for could be anything the caller typed.
+            audit.record_alone(
+                rt.engine, Actor("api", key.name), "api.client_read", "api_key", key.id, meta,
+                count=0,
+            )  # fmt: skip
+            raise _not_found()
+        record = found[0]
         audit.record_alone(
             rt.engine, Actor("api", key.name), "api.client_read", "client", client_id, meta,
             history=history,
