@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -19,7 +19,7 @@ from portal.audit import RequestMeta
 from portal.changes import ClientChange
 from portal.db import utcnow
 from portal.models import Client, Enrollment, EnrollmentStatus, Practice
-from portal.rows import IDS
+from portal.rows import IDS, core_rows
 from portal.runtime import Runtime
 from portal.staff.models import StaffAccount
 from portal.steps import StepContext
@@ -32,10 +32,20 @@ _ENROLLMENTS = (
     .order_by(col(Enrollment.created_at), col(Enrollment.id))
 )
 _LAST_CHANGED = (
-    select(ClientChange.client_id, func.max(ClientChange.changed_at))
+    select(col(ClientChange.client_id), func.max(ClientChange.changed_at).label("at"))
     .where(col(ClientChange.client_id).in_(IDS))
     .group_by(col(ClientChange.client_id))
 )
+
+
+class Journey(Protocol):
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+E = TypeVar("E", bound=Journey)  # an Enrollment, or a row of its client_id and status
 _PRACTICE = select(Practice).where(Practice.id == 1)
 _STAFF_NAMES = select(StaffAccount.id, StaffAccount.name).where(col(StaffAccount.id).in_(IDS))
 
@@ -44,16 +54,18 @@ def latest_enrollments(db: Session, client_ids: Sequence[str]) -> dict[str, Enro
     """Each client's current journey: the newest one not cancelled, else the newest."""
     if not client_ids:
         return {}
-    rows = db.exec(_ENROLLMENTS, params={"ids": list(client_ids)})
-    chosen: dict[str, Enrollment] = {}
-    for enrollment in rows:
-        current = chosen.get(enrollment.client_id)
-        if (
-            current is None
-            or enrollment.status != EnrollmentStatus.CANCELLED
-            or current.status == EnrollmentStatus.CANCELLED
-        ):
-            chosen[enrollment.client_id] = enrollment
+    return current_of(db.exec(_ENROLLMENTS, params={"ids": list(client_ids)}))
+
+
+def current_of(journeys: Iterable[E]) -> dict[str, E]:
+    """Client id -> current journey among `journeys` (enrollments or rows with client_id and
+    status, oldest first): the newest one not cancelled, else the newest."""
+    cancelled = EnrollmentStatus.CANCELLED
+    chosen: dict[str, E] = {}
+    for journey in journeys:
+        current = chosen.get(journey.client_id)
+        if current is None or journey.status != cancelled or current.status == cancelled:
+            chosen[journey.client_id] = journey
     return chosen
 
 
@@ -82,8 +94,8 @@ def last_changed(db: Session, client_ids: Sequence[str]) -> dict[str, datetime]:
     """When each client's record last changed (their newest change-log entry)."""
     if not client_ids:
         return {}
-    rows = db.exec(_LAST_CHANGED, params={"ids": list(client_ids)})
-    return {client_id: at for client_id, at in rows if at is not None}
+    rows = core_rows(db, _LAST_CHANGED, client_ids)
+    return {row.client_id: row.at for row in rows if row.at is not None}
 
 
 def step_statuses(

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from portal.api.records import iso, visible_sections
+from portal.api.records import current_of, iso, last_changed, visible_sections
 from portal.api.sections import ApiSection, ClientRef
-from portal.changes import ClientChange
 from portal.fhir import CLIENT_ID_SYSTEM
 from portal.models import Client, Enrollment, EnrollmentStatus
 from portal.rows import IDS, as_model, core_rows
@@ -83,40 +81,20 @@ def load_batch(
     )
 
 
+_JOURNEYS = (
+    select(col(Enrollment.id), col(Enrollment.client_id), col(Enrollment.status))
+    .where(col(Enrollment.client_id).in_(IDS))
+    .order_by(col(Enrollment.created_at), col(Enrollment.id))
+)
+
+
 def current_journeys(db: Session, client_ids: Sequence[str]) -> dict[str, Enrollment]:
-    """Each client's current journey as `portal.api.records.latest_enrollments` chooses it (the
-    newest one not cancelled, else the newest), read as Core rows of its id and status."""
+    """Each client's current journey as the API chooses it (`records.current_of`), read as
+    Core rows of its id and status."""
     if not client_ids:
         return {}
-    rows = core_rows(
-        db,
-        select(col(Enrollment.id), col(Enrollment.client_id), col(Enrollment.status))
-        .where(col(Enrollment.client_id).in_(IDS))
-        .order_by(col(Enrollment.created_at), col(Enrollment.id)),
-        client_ids,
-    )
-    cancelled = EnrollmentStatus.CANCELLED
-    chosen: dict[str, Enrollment] = {}
-    for row in rows:
-        current = chosen.get(row.client_id)
-        if current is None or row.status != cancelled or current.status == cancelled:
-            chosen[row.client_id] = as_model(Enrollment, row)
-    return chosen
-
-
-def last_changed(db: Session, client_ids: Sequence[str]) -> dict[str, datetime]:
-    """When each client's record last changed (their newest change-log entry), as
-    `portal.api.records.last_changed` reads it, as Core rows."""
-    if not client_ids:
-        return {}
-    rows = core_rows(
-        db,
-        select(col(ClientChange.client_id), func.max(ClientChange.changed_at).label("at"))
-        .where(col(ClientChange.client_id).in_(IDS))
-        .group_by(col(ClientChange.client_id)),
-        client_ids,
-    )
-    return {row.client_id: row.at for row in rows if row.at is not None}
+    chosen = current_of(core_rows(db, _JOURNEYS, client_ids))
+    return {client_id: as_model(Enrollment, row) for client_id, row in chosen.items()}
 
 
 def _load_sections(
