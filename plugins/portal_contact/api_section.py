@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from portal.api.records import iso
 from portal.api.sections import ApiSection, ClientRef
-from portal.rows import IDS
+from portal.rows import IDS, as_model, core_rows
 from portal.settings import Settings
 from portal_contact import fhir_contact
 from portal_contact.api_schema import CONTACT_SCHEMA
@@ -87,9 +87,18 @@ def revision_json(row: ContactPreference) -> dict[str, Any]:
     }
 
 
-# Built once (the ids expand): building a select per call cost as much as running it.
+# Built once (the ids expand): building a select per call cost as much as running it. Core
+# rows of the columns revision_json reads: an API read or a bulk export only reads them.
 _REVISIONS = (
-    select(ContactPreference)
+    select(
+        col(ContactPreference.id),
+        col(ContactPreference.enrollment_id),
+        col(ContactPreference.revision),
+        col(ContactPreference.created_at),
+        col(ContactPreference.choices),
+        col(ContactPreference.email_warning_accepted_at),
+        col(ContactPreference.source),
+    )
     .where(col(ContactPreference.enrollment_id).in_(IDS))
     .order_by(col(ContactPreference.revision).desc())
 )
@@ -100,10 +109,9 @@ def load(db: Session, refs: Sequence[ClientRef], history: bool) -> dict[str, Any
     clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
     if not clients:
         return {}
-    rows = db.exec(_REVISIONS, params={"ids": list(clients)})
     by_enrollment: dict[str, list[ContactPreference]] = {}
-    for row in rows:
-        by_enrollment.setdefault(row.enrollment_id, []).append(row)
+    for row in core_rows(db, _REVISIONS, clients):
+        by_enrollment.setdefault(row.enrollment_id, []).append(as_model(ContactPreference, row))
     values: dict[str, Any] = {}
     for enrollment_id, revisions in by_enrollment.items():
         value = revision_json(revisions[0])

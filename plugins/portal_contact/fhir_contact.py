@@ -12,10 +12,9 @@ system reading consent expects them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from portal.api.fhir_consent import (
     CONTACT_CHANNEL_SYSTEM,
@@ -25,10 +24,7 @@ from portal.api.fhir_consent import (
     consent,
     period,
 )
-from portal.api.sections import ClientRef, FhirMapping
-from portal.rows import IDS, as_model, core_rows
-from portal.settings import Settings
-from portal_contact import api_section  # a cycle: api_section names MAPPING, read at call time
+from portal.api.sections import FhirMapping
 from portal_contact.models import ContactPreference
 
 PREFIX = "contact"
@@ -156,41 +152,9 @@ def consent_owner(db: Session, row_id: str) -> str | None:
     return db.exec(query).first()
 
 
-def load(settings: Settings, db: Session, refs: Sequence[ClientRef]) -> dict[str, Any]:
-    """The section's values with history, as api_section.load gives them, from Core rows."""
-    clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
-    if not clients:
-        return {}
-    rows = core_rows(
-        db,
-        select(
-            col(ContactPreference.id),
-            col(ContactPreference.enrollment_id),
-            col(ContactPreference.revision),
-            col(ContactPreference.created_at),
-            col(ContactPreference.choices),
-            col(ContactPreference.email_warning_accepted_at),
-            col(ContactPreference.source),
-        )
-        .where(col(ContactPreference.enrollment_id).in_(IDS))
-        .order_by(col(ContactPreference.revision).desc()),
-        clients,
-    )
-    by_enrollment: dict[str, list[ContactPreference]] = {}
-    for row in rows:
-        by_enrollment.setdefault(row.enrollment_id, []).append(as_model(ContactPreference, row))
-    values: dict[str, Any] = {}
-    for enrollment_id, revisions in by_enrollment.items():
-        value = api_section.revision_json(revisions[0])
-        value["history"] = [api_section.revision_json(row) for row in revisions[1:]]
-        values[clients[enrollment_id]] = value
-    return values
-
-
 MAPPING = FhirMapping(
     consents=consents,
     telecom=telecom,
     consent_prefix=PREFIX,
     consent_owner=consent_owner,
-    load=load,
 )

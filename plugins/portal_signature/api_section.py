@@ -10,12 +10,11 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from portal.api.records import iso
 from portal.api.sections import ApiSection, ClientRef
-from portal.rows import IDS
+from portal.rows import IDS, as_model, core_rows
 from portal.settings import Settings
 from portal.staff.models import StaffAccount
 from portal_signature import fhir_acknowledgement
@@ -109,22 +108,58 @@ def discussion_json(row: PolicyDiscussion, staff_name: str) -> dict[str, Any]:
     }
 
 
-# The five queries, built once with the ids as an expanding parameter: building a select and
-# its cache key per call cost about as much as running it.
-_ACKS = select(Acknowledgement).where(col(Acknowledgement.enrollment_id).in_(IDS))
+# The five queries, built once with the ids as an expanding parameter (building a select and
+# its cache key per call cost about as much as running it), each of the columns the JSON reads:
+# Core rows, since an API read or a bulk export only reads them. Never the scan itself.
+_ACKS = select(
+    col(Acknowledgement.id),
+    col(Acknowledgement.enrollment_id),
+    col(Acknowledgement.created_at),
+    col(Acknowledgement.party),
+    col(Acknowledgement.minor_name),
+    col(Acknowledgement.policy_version),
+    col(Acknowledgement.policy_hash),
+    col(Acknowledgement.supersedes_id),
+).where(col(Acknowledgement.enrollment_id).in_(IDS))
 _SLOTS = (
-    select(SignerSlot)
+    select(
+        col(SignerSlot.id),
+        col(SignerSlot.acknowledgement_id),
+        col(SignerSlot.role),
+        col(SignerSlot.expected_name),
+        col(SignerSlot.relationship),
+    )
     .where(col(SignerSlot.acknowledgement_id).in_(IDS))
     .order_by(col(SignerSlot.position))
 )
-_SIGNATURES = select(Signature).where(col(Signature.acknowledgement_id).in_(IDS))
-_PAPERS = (
-    select(PaperAcknowledgement)
-    .options(defer(PaperAcknowledgement.content))  # type: ignore[arg-type]
-    .where(col(PaperAcknowledgement.enrollment_id).in_(IDS))
-)
+_SIGNATURES = select(
+    col(Signature.slot_id),
+    col(Signature.signed_at),
+    col(Signature.typed_name),
+    col(Signature.esign_disclosure_version),
+).where(col(Signature.acknowledgement_id).in_(IDS))
+_PAPERS = select(
+    col(PaperAcknowledgement.id),
+    col(PaperAcknowledgement.enrollment_id),
+    col(PaperAcknowledgement.policy_version),
+    col(PaperAcknowledgement.policy_hash),
+    col(PaperAcknowledgement.signer_names),
+    col(PaperAcknowledgement.signed_on),
+    col(PaperAcknowledgement.recorded_at),
+    col(PaperAcknowledgement.content_type),
+    col(PaperAcknowledgement.size),
+    col(PaperAcknowledgement.sha256),
+).where(col(PaperAcknowledgement.enrollment_id).in_(IDS))
 _DISCUSSIONS = (
-    select(PolicyDiscussion, StaffAccount.name)
+    select(
+        col(PolicyDiscussion.id),
+        col(PolicyDiscussion.enrollment_id),
+        col(PolicyDiscussion.policy_version),
+        col(PolicyDiscussion.discussed_on),
+        col(PolicyDiscussion.recorded_at),
+        col(PolicyDiscussion.staff_account_id),
+        col(StaffAccount.name).label("staff_name"),
+    )
     .join(StaffAccount, col(StaffAccount.id) == col(PolicyDiscussion.staff_account_id))
     .where(col(PolicyDiscussion.enrollment_id).in_(IDS))
     .order_by(col(PolicyDiscussion.discussed_on).desc(), col(PolicyDiscussion.recorded_at).desc())
@@ -135,14 +170,16 @@ def _online(
     db: Session, enrollment_ids: list[str], history: bool, policy_url: PolicyUrl
 ) -> dict[str, list[tuple[Any, dict[str, Any]]]]:
     """enrollment id -> [(sort key, item)] for the online acknowledgements (three queries)."""
-    acks = list(db.exec(_ACKS, params={"ids": enrollment_ids}))
+    acks = [as_model(Acknowledgement, row) for row in core_rows(db, _ACKS, enrollment_ids)]
     ack_ids = [ack.id for ack in acks]
-    slots = db.exec(_SLOTS, params={"ids": ack_ids}).all()
-    signatures = {row.slot_id: row for row in db.exec(_SIGNATURES, params={"ids": ack_ids})}
+    slots = core_rows(db, _SLOTS, ack_ids).all()
+    signatures = {
+        row.slot_id: as_model(Signature, row) for row in core_rows(db, _SIGNATURES, ack_ids)
+    }
     signers: dict[str, list[dict[str, Any]]] = {}
     for slot in slots:
         signers.setdefault(slot.acknowledgement_id, []).append(
-            signer_json(slot, signatures.get(slot.id))
+            signer_json(as_model(SignerSlot, slot), signatures.get(slot.id))
         )
     replaced_by = {ack.supersedes_id: ack for ack in acks if ack.supersedes_id}
     found: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
@@ -164,14 +201,15 @@ def load(
     ids = list(clients)
     policy_url = partial(versioned_policy_url, settings)
     items = _online(db, ids, history, policy_url)
-    papers = db.exec(_PAPERS, params={"ids": ids})
-    for paper in papers:
+    for row in core_rows(db, _PAPERS, ids):
+        paper = as_model(PaperAcknowledgement, row)
         key = (paper.recorded_at, paper.id)
         items.setdefault(paper.enrollment_id, []).append((key, paper_json(paper, policy_url)))
     discussions: dict[str, list[dict[str, Any]]] = {}
-    rows = db.exec(_DISCUSSIONS, params={"ids": ids})
-    for row, staff_name in rows:
-        discussions.setdefault(row.enrollment_id, []).append(discussion_json(row, staff_name))
+    for row in core_rows(db, _DISCUSSIONS, ids):
+        discussions.setdefault(row.enrollment_id, []).append(
+            discussion_json(as_model(PolicyDiscussion, row), row.staff_name)
+        )
     return section_values(clients, items, discussions)
 
 

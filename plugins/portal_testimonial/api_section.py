@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from portal.api.records import iso
 from portal.api.sections import ApiSection, ClientRef
-from portal.rows import IDS
+from portal.rows import IDS, as_model, core_rows
 from portal.settings import Settings
 from portal_testimonial import fhir_testimonial
 from portal_testimonial.choices import CHOICES, PLACEMENTS
@@ -92,9 +92,19 @@ def current_json(row: TestimonialDecision) -> dict[str, Any]:
     }
 
 
-# Built once (the ids expand): building a select per call cost as much as running it.
+# Built once (the ids expand): building a select per call cost as much as running it. Core
+# rows of the columns the JSON reads: an API read or a bulk export only reads them.
 _DECISIONS = (
-    select(TestimonialDecision)
+    select(
+        col(TestimonialDecision.id),
+        col(TestimonialDecision.enrollment_id),
+        col(TestimonialDecision.created_at),
+        col(TestimonialDecision.choice),
+        col(TestimonialDecision.placements),
+        col(TestimonialDecision.kind),
+        col(TestimonialDecision.source),
+        col(TestimonialDecision.supersedes_id),
+    )
     .where(col(TestimonialDecision.enrollment_id).in_(IDS))
     .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id))
 )
@@ -104,10 +114,9 @@ def load(db: Session, refs: Sequence[ClientRef], history: bool) -> dict[str, Any
     clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
     if not clients:
         return {}
-    rows = db.exec(_DECISIONS, params={"ids": list(clients)})
     by_enrollment: dict[str, list[TestimonialDecision]] = {}
-    for row in rows:
-        by_enrollment.setdefault(row.enrollment_id, []).append(row)
+    for row in core_rows(db, _DECISIONS, clients):
+        by_enrollment.setdefault(row.enrollment_id, []).append(as_model(TestimonialDecision, row))
     values: dict[str, Any] = {}
     for enrollment_id, found in by_enrollment.items():
         ordered = chain_order(found)

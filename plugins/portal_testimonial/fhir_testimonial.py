@@ -9,19 +9,14 @@ ends the "yes" and starts a "deny" of its own.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from portal.api.fhir_consent import POLICY_RULE_SYSTEM, concept, consent, period
-from portal.api.sections import ClientRef, FhirMapping
-from portal.rows import IDS, as_model, core_rows
-from portal.settings import Settings
-from portal_testimonial import api_section  # a cycle: api_section names MAPPING, read at call time
+from portal.api.sections import FhirMapping
 from portal_testimonial.choices import NO, PLACEMENTS
 from portal_testimonial.models import TestimonialDecision
-from portal_testimonial.service import chain_order
 
 PREFIX = "testimonial"
 ATTRIBUTION_SYSTEM = "urn:intake-portal:testimonial-attribution"
@@ -90,42 +85,4 @@ def consent_owner(db: Session, row_id: str) -> str | None:
     return db.exec(query).first()
 
 
-def load(settings: Settings, db: Session, refs: Sequence[ClientRef]) -> dict[str, Any]:
-    """The section's values with history, as api_section.load gives them, from Core rows."""
-    clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
-    if not clients:
-        return {}
-    rows = core_rows(
-        db,
-        select(
-            col(TestimonialDecision.id),
-            col(TestimonialDecision.enrollment_id),
-            col(TestimonialDecision.created_at),
-            col(TestimonialDecision.choice),
-            col(TestimonialDecision.placements),
-            col(TestimonialDecision.kind),
-            col(TestimonialDecision.source),
-            col(TestimonialDecision.supersedes_id),
-        )
-        .where(col(TestimonialDecision.enrollment_id).in_(IDS))
-        .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id)),
-        clients,
-    )
-    by_enrollment: dict[str, list[TestimonialDecision]] = {}
-    for row in rows:
-        by_enrollment.setdefault(row.enrollment_id, []).append(as_model(TestimonialDecision, row))
-    values: dict[str, Any] = {}
-    for enrollment_id, found in by_enrollment.items():
-        ordered = chain_order(found)
-        superseded = {row.supersedes_id for row in ordered if row.supersedes_id}
-        # As service.current: the newest row nobody superseded.
-        in_force = [row for row in ordered if row.id not in superseded][-1]
-        value = api_section.current_json(in_force)
-        value["history"] = [api_section.row_json(row) for row in reversed(ordered)]
-        values[clients[enrollment_id]] = value
-    return values
-
-
-MAPPING = FhirMapping(
-    consents=consents, consent_prefix=PREFIX, consent_owner=consent_owner, load=load
-)
+MAPPING = FhirMapping(consents=consents, consent_prefix=PREFIX, consent_owner=consent_owner)

@@ -3,7 +3,8 @@
 A step plugin owns its records, so it also says how they appear to an EHR: as a JSON section of
 the client in ``/api/v1`` and, optionally, as FHIR R4 resources (Consent, Patient.telecom).
 Loaders work on a batch of clients with one query per batch, so listing and bulk export cost
-the same per client whatever the page size.
+the same per client whatever the page size; they only read, so they may read Core rows
+(`portal.rows`) rather than ORM objects, which cost most of a batch.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session
-
-from portal.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -28,9 +27,6 @@ class ClientRef:
 # (session, clients, with_history) -> {client_id: the section's JSON value}. A client missing
 # from the result has nothing in this section yet (the API shows null).
 SectionLoader = Callable[[Session, Sequence[ClientRef], bool], Mapping[str, Any]]
-# (settings, session, clients) -> {client_id: the section's value *with* history}: what the
-# section's own loader returns, read without the ORM's per-row cost, for bulk reads.
-BulkLoader = Callable[[Settings, Session, Sequence[ClientRef]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -46,8 +42,6 @@ class FhirMapping:
     # find the client who owns a Consent id: (session, id without prefix) -> client id or None.
     consent_prefix: str = ""
     consent_owner: Callable[[Session, str], str | None] | None = None
-    # A faster loader of the same values for FHIR reads and exports (None: the section's own).
-    load: BulkLoader | None = None
 
 
 @dataclass(frozen=True)

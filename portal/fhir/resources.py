@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from portal.api.records import current_of, iso, last_changed, visible_sections
+from portal.api.records import current_of, iso, last_changed, load_sections, visible_sections
 from portal.api.sections import ApiSection, ClientRef
 from portal.fhir import CLIENT_ID_SYSTEM
 from portal.models import Client, Enrollment, EnrollmentStatus
@@ -75,7 +75,7 @@ def load_batch(
         clients=clients,
         telecom=telecom,
         consent=consent,
-        values=_load_sections(rt, db, sections, refs),
+        values=load_sections(db, sections, refs, history=True),
         enrollments=enrollments,
         changed=last_changed(db, ids) if PATIENT in types else {},
     )
@@ -95,20 +95,6 @@ def current_journeys(db: Session, client_ids: Sequence[str]) -> dict[str, Enroll
         return {}
     chosen = current_of(core_rows(db, _JOURNEYS, client_ids))
     return {client_id: as_model(Enrollment, row) for client_id, row in chosen.items()}
-
-
-def _load_sections(
-    rt: Runtime, db: Session, sections: Sequence[ApiSection], refs: Sequence[ClientRef]
-) -> dict[str, dict[str, Any]]:
-    """client id -> {section key: value with history, None when the client has nothing there},
-    through the section's bulk loader when it has one."""
-    values: dict[str, dict[str, Any]] = {ref.client_id: {} for ref in refs}
-    for section in sections if refs else []:
-        bulk = section.fhir.load
-        loaded = bulk(rt.settings, db, refs) if bulk else section.load(db, refs, True)
-        for ref in refs:
-            values[ref.client_id][section.key] = loaded.get(ref.client_id)
-    return values
 
 
 def build_patients(rt: Runtime, batch: Batch) -> list[dict[str, Any]]:
