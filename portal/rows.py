@@ -1,10 +1,11 @@
-"""Core rows read through a model's type, for readers of many rows (FHIR bulk loaders, the
-consent board).
+"""Core rows read through a model's type, for code that only reads (the API's records, FHIR
+reads and bulk export, the consent board).
 
 Building ORM objects is most of what a batch loader costs (identity map, instance state,
 SQLModel's constructor), and these readers only read them. A Core row of the model's columns
 has the same attribute names with the same values (column types such as JSON and UTCDateTime
 convert rows in Core too), so the plugins' JSON builders, written for model objects, accept it.
+An ORM statement costs ~38 us before the database sees it, the same statement as Core ~11 us.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import BindParameter, CursorResult, Executable, Row, bindparam
-from sqlmodel import Session
+from sqlalchemy import BindParameter, CursorResult, Executable, Row, Select, bindparam, select
+from sqlmodel import Session, SQLModel
 
 T = TypeVar("T")
 # `.in_(IDS)`: the batch's ids given at execution (`core_rows(db, statement, ids)`), rather than
@@ -21,12 +22,19 @@ T = TypeVar("T")
 IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 
 
+def every_column(model: type[SQLModel]) -> Select[Any]:
+    """`select(model)` as Core: every column of its table, read as rows named as its fields."""
+    return select(*model.__table__.columns)  # type: ignore[attr-defined]
+
+
 def core_rows(
-    db: Session, statement: Executable, ids: Collection[str] | None = None
+    db: Session, statement: Executable, ids: Collection[str] | None = None, **params: Any
 ) -> CursorResult[Any]:
     """Run a select of columns on the session's connection (its transaction), as Core: the
-    ORM's execution path would still wrap every row on the way out."""
-    return db.connection().execute(statement, None if ids is None else {"ids": list(ids)})
+    ORM's execution path would still wrap every row on the way out. `ids` fill `IDS`."""
+    if ids is not None:
+        params["ids"] = list(ids)
+    return db.connection().execute(statement, params or None)
 
 
 def as_model(model: type[T], row: Row[Any]) -> T:

@@ -32,10 +32,12 @@ T = TypeVar("T")
 # Threads that may run an API request's database work at once (measured with `python -m
 # bench`, 16 connections). The default pool (40) let 16 request threads fight over the GIL
 # while the one holding the database's write lock waited for it, so each write was held longer
-# than its SQL took. SQLite's work is all in-process CPU, so two threads (one may write while
-# one reads) did best: 0.13x -> 0.24x of the bare app. PostgreSQL waits on the network, so
-# more threads overlap those waits: 1 thread 0.17x, 4 to 8 threads 0.37-0.41x.
-SQLITE_DB_THREADS = 2
+# than its SQL took. SQLite's work is all in-process CPU, and sqlite3 lets go of the GIL around
+# every statement: with two threads each of an API read's ~20 statements handed the GIL to the
+# other thread and back, so one thread serves more (640 -> 810 reads/s; two were best while
+# the reads still built ORM objects). PostgreSQL waits on the network, so more threads overlap
+# those waits: 1 thread 0.17x, 4 to 8 threads 0.37-0.41x.
+SQLITE_DB_THREADS = 1
 SERVER_DB_THREADS = 6
 
 

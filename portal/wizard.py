@@ -55,14 +55,15 @@ class Wizard:
         self,
         db: Session,
         enrollments: Sequence[Enrollment],
-        context: Callable[[Enrollment], StepContext],
+        context: Callable[[Enrollment], StepContext | None],
     ) -> dict[str, list[bool]]:
         """Enrollment id -> whether each step (in order) is complete, for many journeys.
 
         A step whose handler offers `complete_among` answers for all of them in one go; any
-        other step is asked one journey at a time, in the context `context` builds."""
+        other step is asked one journey at a time, in the context `context` builds (None: the
+        journey has no context, the practice not being set up, so the step is not complete)."""
         done: dict[str, list[bool]] = {e.id: [] for e in enrollments}
-        contexts: dict[str, StepContext] = {}
+        contexts: dict[str, StepContext | None] = {}
         for spec, batched in zip(self.steps, self._batched, strict=True):
             if batched and enrollments:
                 complete = cast(BatchCompletion, spec.handler).complete_among(db, list(done))
@@ -70,10 +71,10 @@ class Wizard:
                     flags.append(enrollment_id in complete)
                 continue
             for enrollment in enrollments:
-                ctx = contexts.get(enrollment.id)
-                if ctx is None:
-                    ctx = contexts[enrollment.id] = context(enrollment)
-                done[enrollment.id].append(spec.handler.is_complete(ctx))
+                if enrollment.id not in contexts:
+                    contexts[enrollment.id] = context(enrollment)
+                ctx = contexts[enrollment.id]
+                done[enrollment.id].append(ctx is not None and spec.handler.is_complete(ctx))
         return done
 
     def first_incomplete(self, ctx: StepContext) -> StepSpec | None:

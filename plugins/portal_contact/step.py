@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from portal.rows import IDS
+from portal.rows import IDS, core_rows
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_contact import service
 from portal_contact.choices import MAX_PHONES, PHONE_KINDS, ContactChoices, parse_contact_form
@@ -44,7 +44,7 @@ class ContactStep:
 
     def complete_among(self, db: Session, enrollment_ids: Collection[str]) -> set[str]:
         """`is_complete` for many journeys: who has said how they may be contacted."""
-        return set(db.exec(_ANSWERED, params={"ids": list(enrollment_ids)}))
+        return set(core_rows(db, _ANSWERED, enrollment_ids).scalars())
 
     def context(self, ctx: StepContext) -> dict[str, Any]:
         return {

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from portal import audit
-from portal.rows import IDS
+from portal.rows import IDS, core_rows
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_policy import changes, service
 from portal_policy.changes import PolicyChanges
@@ -57,7 +57,7 @@ class PolicyStep:
 
     def complete_among(self, db: Session, enrollment_ids: Collection[str]) -> set[str]:
         """`is_complete` for many journeys: who read the current version."""
-        return set(db.exec(_READ_CURRENT, params={"ids": list(enrollment_ids)}))
+        return set(core_rows(db, _READ_CURRENT, enrollment_ids).scalars())
 
     def context(self, ctx: StepContext) -> dict[str, Any]:
         version = service.current(ctx.db)

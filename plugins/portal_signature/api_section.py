@@ -1,7 +1,7 @@
 """The "acknowledgements" section of a client's API record: who acknowledged which policy
 version (online with signatures, or on paper), and when the policy was discussed in session.
 
-Five queries per batch of clients, whatever its size. Scans are never loaded, only their hash.
+Four queries per batch of clients, whatever its size. Scans are never loaded, only their hash.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def discussion_json(row: PolicyDiscussion, staff_name: str) -> dict[str, Any]:
     }
 
 
-# The five queries, built once with the ids as an expanding parameter (building a select and
+# The four queries, built once with the ids as an expanding parameter (building a select and
 # its cache key per call cost about as much as running it), each of the columns the JSON reads:
 # Core rows, since an API read or a bulk export only reads them. Never the scan itself.
 _ACKS = select(
@@ -121,6 +121,7 @@ _ACKS = select(
     col(Acknowledgement.policy_hash),
     col(Acknowledgement.supersedes_id),
 ).where(col(Acknowledgement.enrollment_id).in_(IDS))
+# Each slot with its signature, if signed (a slot is signed at most once).
 _SLOTS = (
     select(
         col(SignerSlot.id),
@@ -128,16 +129,14 @@ _SLOTS = (
         col(SignerSlot.role),
         col(SignerSlot.expected_name),
         col(SignerSlot.relationship),
+        col(Signature.signed_at),
+        col(Signature.typed_name),
+        col(Signature.esign_disclosure_version),
     )
+    .outerjoin(Signature, col(Signature.slot_id) == col(SignerSlot.id))
     .where(col(SignerSlot.acknowledgement_id).in_(IDS))
     .order_by(col(SignerSlot.position))
 )
-_SIGNATURES = select(
-    col(Signature.slot_id),
-    col(Signature.signed_at),
-    col(Signature.typed_name),
-    col(Signature.esign_disclosure_version),
-).where(col(Signature.acknowledgement_id).in_(IDS))
 _PAPERS = select(
     col(PaperAcknowledgement.id),
     col(PaperAcknowledgement.enrollment_id),
@@ -169,17 +168,14 @@ _DISCUSSIONS = (
 def _online(
     db: Session, enrollment_ids: list[str], history: bool, policy_url: PolicyUrl
 ) -> dict[str, list[tuple[Any, dict[str, Any]]]]:
-    """enrollment id -> [(sort key, item)] for the online acknowledgements (three queries)."""
+    """enrollment id -> [(sort key, item)] for the online acknowledgements (two queries)."""
     acks = [as_model(Acknowledgement, row) for row in core_rows(db, _ACKS, enrollment_ids)]
-    ack_ids = [ack.id for ack in acks]
-    slots = core_rows(db, _SLOTS, ack_ids).all()
-    signatures = {
-        row.slot_id: as_model(Signature, row) for row in core_rows(db, _SIGNATURES, ack_ids)
-    }
     signers: dict[str, list[dict[str, Any]]] = {}
-    for slot in slots:
-        signers.setdefault(slot.acknowledgement_id, []).append(
-            signer_json(as_model(SignerSlot, slot), signatures.get(slot.id))
+    for row in core_rows(db, _SLOTS, [ack.id for ack in acks]) if acks else ():
+        # The row's signature columns, named as a Signature's, are null for an unsigned slot.
+        signature = as_model(Signature, row) if row.signed_at is not None else None
+        signers.setdefault(row.acknowledgement_id, []).append(
+            signer_json(as_model(SignerSlot, row), signature)
         )
     replaced_by = {ack.supersedes_id: ack for ack in acks if ack.supersedes_id}
     found: dict[str, list[tuple[Any, dict[str, Any]]]] = {}

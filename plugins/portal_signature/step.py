@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_
 from sqlmodel import Session, col, select
 
-from portal.rows import IDS
+from portal.rows import IDS, core_rows
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_policy import service as policy_service
 from portal_policy.models import PolicyVersion
@@ -82,7 +82,7 @@ _CLIENT_SLOTS = (
 def _acks_in_force(db: Session, enrollment_ids: Collection[str]) -> dict[str, str]:
     """Enrollment id -> the acknowledgement `state_for_version` finds for the current policy
     version: the newest that no acknowledgement of that version supersedes."""
-    rows = db.exec(_CURRENT_ACKS, params={"ids": list(enrollment_ids)}).all()
+    rows = core_rows(db, _CURRENT_ACKS, enrollment_ids).all()
     superseded = {row.supersedes_id for row in rows if row.supersedes_id}
     newest: dict[str, Any] = {}
     for row in rows:
@@ -139,7 +139,7 @@ class SignatureStep:
         heads = _acks_in_force(db, enrollment_ids)
         if not heads:
             return set()
-        slots = db.exec(_CLIENT_SLOTS, params={"ids": list(heads.values())}).all()
+        slots = core_rows(db, _CLIENT_SLOTS, heads.values()).all()
         with_slots = {ack_id for ack_id, _signature in slots}
         unsigned = {ack_id for ack_id, signature in slots if signature is None}
         return {e for e, ack_id in heads.items() if ack_id in with_slots - unsigned}

@@ -13,7 +13,7 @@ from sqlalchemy import exists
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from portal.rows import IDS
+from portal.rows import IDS, core_rows
 from portal.steps import StepContext, StepOutcome, SummaryItem
 from portal_testimonial import service
 from portal_testimonial.choices import (
@@ -86,7 +86,7 @@ class TestimonialStep:
     def complete_among(self, db: Session, enrollment_ids: Collection[str]) -> set[str]:
         """`is_complete` for many journeys: who has a decision in force (one nothing
         supersedes)."""
-        return set(db.exec(_DECIDED, params={"ids": list(enrollment_ids)}))
+        return set(core_rows(db, _DECIDED, enrollment_ids).scalars())
 
     def context(self, ctx: StepContext) -> dict[str, Any]:
         decision = service.current(ctx.db, ctx.enrollment.id)

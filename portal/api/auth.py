@@ -52,8 +52,6 @@ def authenticate(
     # record the key's use, at most once a minute, or a refused scope.
     if reading is not None:
         key = verify(reading, token)
-        if key is not None:
-            reading.expunge(key)  # noting its use below must not flush into the read
     else:
         with transaction(engine, read_only=True) as db:
             key = verify(db, token)

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlmodel import col, select
+from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -22,11 +22,13 @@ from portal.api.records import client_records
 from portal.audit import Actor
 from portal.db import transaction
 from portal.models import Client
+from portal.rows import as_model, core_rows, every_column
 from portal.runtime import runtime
 
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_BODY = 4096
-_BY_ID = select(Client).where(Client.id == bindparam("id"))  # built once: every read runs it
+# Built once (every read runs it); read as a Core row, like the records it is answered with.
+_BY_ID = every_column(Client).where(col(Client.id) == bindparam("id"))
 
 
 def _not_found() -> ApiProblem:
@@ -75,12 +77,12 @@ async def list_clients(request: Request) -> Response:
             key = authenticate(rt.engine, request, Scope.CLIENTS_READ, db)
             # Read first: a sync that starts from here misses nothing committed before the page.
             sync_cursor = changes.head(db).encode()
-            statement = select(Client).order_by(col(Client.id)).limit(limit + 1)
+            statement = every_column(Client).order_by(col(Client.id)).limit(limit + 1)
             if after is not None:
                 statement = statement.where(col(Client.id) > after)
             if mrn is not None:
                 statement = statement.where(col(Client.mrn) == mrn)
-            clients = list(db.exec(statement))
+            clients = [as_model(Client, row) for row in core_rows(db, statement)]
             more = len(clients) > limit
             clients = clients[:limit]
             data = client_records(rt, db, clients, key.scopes, history=history)
@@ -111,7 +113,8 @@ async def get_client(request: Request) -> Response:
             key = authenticate(rt.engine, request, Scope.CLIENTS_READ, db)
             client = None
             if _ID_RE.match(client_id):
-                client = db.exec(_BY_ID, params={"id": client_id}).first()
+                row = core_rows(db, _BY_ID, id=client_id).first()
+                client = as_model(Client, row) if row is not None else None
             found = client_records(rt, db, [client], key.scopes, history=history) if client else []
         if not found:
             # A miss names only the key: the id asked for could be anything the caller typed.

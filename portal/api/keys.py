@@ -17,6 +17,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from portal import audit
 from portal.audit import Actor, RequestMeta
 from portal.db import UTCDateTime, new_id, utcnow
+from portal.rows import as_model, core_rows, every_column
 
 
 class Scope(StrEnum):
@@ -145,16 +146,18 @@ def revoke(db: Session, key: ApiKey, *, actor: Actor, meta: RequestMeta, now: da
     return True
 
 
-# Built once: every API request runs it.
-_BY_PUBLIC_ID = select(ApiKey).where(ApiKey.public_id == bindparam("public_id"))
+# Built once: every API request runs it, and reads the key as a Core row (see portal.rows).
+_BY_PUBLIC_ID = every_column(ApiKey).where(col(ApiKey.public_id) == bindparam("public_id"))
 
 
 def verify(db: Session, presented: str) -> ApiKey | None:
-    """The live key matching `presented`, or None (unknown, malformed or revoked). Reads only."""
+    """The live key matching `presented`, or None (unknown, malformed or revoked). Reads only,
+    and gives a read-only view of the key (not an object of the session)."""
     match = _KEY_RE.match(presented)
     if match is None:
         return None
-    key = db.exec(_BY_PUBLIC_ID, params={"public_id": match.group(1)}).first()
+    row = core_rows(db, _BY_PUBLIC_ID, public_id=match.group(1)).first()
+    key = as_model(ApiKey, row) if row is not None else None
     if key is None or not hmac.compare_digest(key.key_hash, hash_key(presented)):
         return None
     if key.revoked_at is not None:
@@ -169,7 +172,6 @@ def use_is_due(key: ApiKey, now: datetime) -> bool:
 
 def record_use(db: Session, key: ApiKey, now: datetime) -> None:
     db.execute(update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=now))
-    key.last_used_at = now
 
 
 def looks_like_key(presented: str) -> bool:

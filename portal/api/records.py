@@ -19,7 +19,7 @@ from portal.audit import RequestMeta
 from portal.changes import ClientChange
 from portal.db import utcnow
 from portal.models import Client, Enrollment, EnrollmentStatus, Practice
-from portal.rows import IDS, core_rows
+from portal.rows import IDS, as_model, core_rows, every_column
 from portal.runtime import Runtime
 from portal.staff.models import StaffAccount
 from portal.steps import StepContext
@@ -27,7 +27,7 @@ from portal.steps import StepContext
 # The batch queries are built once, with the ids as an expanding parameter: building a select
 # and its cache key per call cost about as much as running it (a one-client read runs ~15).
 _ENROLLMENTS = (
-    select(Enrollment)
+    every_column(Enrollment)
     .where(col(Enrollment.client_id).in_(IDS))
     .order_by(col(Enrollment.created_at), col(Enrollment.id))
 )
@@ -46,15 +46,17 @@ class Journey(Protocol):
 
 
 E = TypeVar("E", bound=Journey)  # an Enrollment, or a row of its client_id and status
-_PRACTICE = select(Practice).where(Practice.id == 1)
-_STAFF_NAMES = select(StaffAccount.id, StaffAccount.name).where(col(StaffAccount.id).in_(IDS))
+_STAFF_NAMES = select(col(StaffAccount.id), col(StaffAccount.name)).where(
+    col(StaffAccount.id).in_(IDS)
+)
 
 
 def latest_enrollments(db: Session, client_ids: Sequence[str]) -> dict[str, Enrollment]:
     """Each client's current journey: the newest one not cancelled, else the newest."""
     if not client_ids:
         return {}
-    return current_of(db.exec(_ENROLLMENTS, params={"ids": list(client_ids)}))
+    rows = core_rows(db, _ENROLLMENTS, client_ids)
+    return current_of(as_model(Enrollment, row) for row in rows)
 
 
 def current_of(journeys: Iterable[E]) -> dict[str, E]:
@@ -101,16 +103,22 @@ def last_changed(db: Session, client_ids: Sequence[str]) -> dict[str, datetime]:
 def step_statuses(
     rt: Runtime,
     db: Session,
-    practice: Practice,
     clients: Mapping[str, Client],
     enrollments: Mapping[str, Enrollment],
 ) -> dict[str, list[dict[str, Any]]]:
     """Client id -> each onboarding step and whether they have completed it (as of now)."""
     now = utcnow()
+    practice: list[Practice | None] = []
 
-    def context(enrollment: Enrollment) -> StepContext:
-        client = clients[enrollment.client_id]
-        return rt.step_context(db, practice, client, enrollment, RequestMeta.none(), now)
+    def context(enrollment: Enrollment) -> StepContext | None:
+        # Only for a step that answers one journey at a time, in the journey's own context:
+        # the ORM objects a step handler may expect, not the rows read here.
+        if not practice:
+            practice.append(db.get(Practice, 1))
+        client, journey = db.get(Client, enrollment.client_id), db.get(Enrollment, enrollment.id)
+        if practice[0] is None or client is None or journey is None:
+            return None
+        return rt.step_context(db, practice[0], client, journey, RequestMeta.none(), now)
 
     done = rt.wizard.completion(db, list(enrollments.values()), context)
     steps = rt.wizard.steps
@@ -132,7 +140,7 @@ def iso(moment: datetime | None) -> str | None:
 def therapist_names(db: Session, enrollments: Iterable[Enrollment]) -> dict[str, str]:
     """Staff id -> name, for the therapists of `enrollments`."""
     ids = list({e.therapist_id for e in enrollments if e.therapist_id})
-    return dict(db.exec(_STAFF_NAMES, params={"ids": ids}).all()) if ids else {}
+    return {row.id: row.name for row in core_rows(db, _STAFF_NAMES, ids)} if ids else {}
 
 
 def enrollment_json(
@@ -171,9 +179,7 @@ def client_records(
     values = load_sections(db, sections, refs, history=history)
     changed = last_changed(db, ids)
     therapists = therapist_names(db, enrollments.values())
-    practice = db.exec(_PRACTICE).first()
-    by_id = {client.id: client for client in clients}
-    statuses = step_statuses(rt, db, practice, by_id, enrollments) if practice is not None else {}
+    statuses = step_statuses(rt, db, {client.id: client for client in clients}, enrollments)
     records = []
     for client in clients:
         enrollment = enrollments.get(client.id)

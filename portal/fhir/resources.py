@@ -15,13 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from portal.api.records import current_of, iso, last_changed, load_sections, visible_sections
+from portal.api.records import (
+    iso,
+    last_changed,
+    latest_enrollments,
+    load_sections,
+    visible_sections,
+)
 from portal.api.sections import ApiSection, ClientRef
 from portal.fhir import CLIENT_ID_SYSTEM
 from portal.models import Client, Enrollment, EnrollmentStatus
-from portal.rows import IDS, as_model, core_rows
 from portal.runtime import Runtime
 
 PATIENT, CONSENT = "Patient", "Consent"
@@ -44,7 +49,7 @@ class Batch:
     telecom: Sequence[ApiSection]  # visible sections that add to Patient.telecom
     consent: Sequence[ApiSection]  # visible sections that map to Consents
     values: Mapping[str, Mapping[str, Any]]  # client id -> section key -> value (with history)
-    enrollments: Mapping[str, Enrollment]  # each client's current journey (id and status only)
+    enrollments: Mapping[str, Enrollment]  # each client's current journey
     changed: Mapping[str, datetime]  # when each client's record last changed (Patients only)
 
 
@@ -69,7 +74,7 @@ def load_batch(
     # Each section once, in the runtime's order, even when it feeds both resource types.
     sections = [s for s in rt.api_sections if s in telecom or s in consent]
     ids = [client.id for client in clients]
-    enrollments = current_journeys(db, ids) if sections or PATIENT in types else {}
+    enrollments = latest_enrollments(db, ids) if sections or PATIENT in types else {}
     refs = [ClientRef(c.id, e.id if (e := enrollments.get(c.id)) else None) for c in clients]
     return Batch(
         clients=clients,
@@ -79,22 +84,6 @@ def load_batch(
         enrollments=enrollments,
         changed=last_changed(db, ids) if PATIENT in types else {},
     )
-
-
-_JOURNEYS = (
-    select(col(Enrollment.id), col(Enrollment.client_id), col(Enrollment.status))
-    .where(col(Enrollment.client_id).in_(IDS))
-    .order_by(col(Enrollment.created_at), col(Enrollment.id))
-)
-
-
-def current_journeys(db: Session, client_ids: Sequence[str]) -> dict[str, Enrollment]:
-    """Each client's current journey as the API chooses it (`records.current_of`), read as
-    Core rows of its id and status."""
-    if not client_ids:
-        return {}
-    chosen = current_of(core_rows(db, _JOURNEYS, client_ids))
-    return {client_id: as_model(Enrollment, row) for client_id, row in chosen.items()}
 
 
 def build_patients(rt: Runtime, batch: Batch) -> list[dict[str, Any]]:
