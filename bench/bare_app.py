@@ -1,6 +1,10 @@
 """The practical limit: a bare Starlette app doing the same work as the portal, no more.
 
-- `/ping`: a plain-text route with no middleware (the portal's equivalent is `/healthz`).
+- `/ping`: no middleware, answering the very response the portal's `/healthz` answers: its
+  body and every header the portal's middleware adds (security headers, no-store), set as
+  constants. Writing those seven headers is uvicorn's work, the same for both; computing
+  them per request is the middleware's, which the comparison measures. `/plain` answers
+  "ok" with no header beyond length and type, for the figure without them.
 - `/client/{id}`: the exact SQL the portal's `GET /api/v1/clients/{id}` runs, recorded from a
   real request (`record`) and replayed for another client (`Replayer`): every value a recorded
   query returned for the recorded client stands for the value the same query returns for the
@@ -24,6 +28,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from portal.middleware.security_headers import HEADERS, NO_STORE
+from portal.routes.public import HEALTHY
+
+# What the portal's middleware adds to `/healthz`, as fixed headers.
+SAME_HEADERS = {**dict(HEADERS), NO_STORE[0].decode(): NO_STORE[1].decode()}
 Statement = tuple[str, Any]  # SQL and its parameters (a tuple on SQLite, a dict on psycopg)
 
 
@@ -142,6 +151,9 @@ def create_bare_app(url: str, recording_path: Path) -> Starlette:
     replayer = Replayer(url, json.loads(recording_path.read_text()))
 
     async def ping(_request: Request) -> Response:
+        return Response(HEALTHY, media_type="application/json", headers=SAME_HEADERS)
+
+    async def plain(_request: Request) -> Response:
         return PlainTextResponse("ok")
 
     def client(request: Request) -> Response:
@@ -151,7 +163,11 @@ def create_bare_app(url: str, recording_path: Path) -> Starlette:
         return Response(json.dumps(rows, default=str), media_type="application/json")
 
     return Starlette(
-        routes=[Route("/ping", ping), Route("/client/{client_id:str}", client)],
+        routes=[
+            Route("/ping", ping),
+            Route("/plain", plain),
+            Route("/client/{client_id:str}", client),
+        ],
     )
 
 

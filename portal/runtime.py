@@ -36,9 +36,11 @@ T = TypeVar("T")
 # every statement: with two threads each of an API read's ~20 statements handed the GIL to the
 # other thread and back, so one thread serves more (640 -> 810 reads/s; two were best while
 # the reads still built ORM objects). PostgreSQL waits on the network, so more threads overlap
-# those waits: 1 thread 0.17x, 4 to 8 threads 0.37-0.41x.
+# those waits: 1 thread did 285 reads/s, 2 to 4 threads 360-425, 6 threads 200-310 (on two
+# cores shared with the server, whose backends then competed with the threads for them); four
+# keep overlapping the longer waits of a server on another machine.
 SQLITE_DB_THREADS = 1
-SERVER_DB_THREADS = 6
+SERVER_DB_THREADS = 4
 
 
 def db_threads(engine: Engine) -> int:

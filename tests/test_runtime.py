@@ -12,7 +12,7 @@ from portal.runtime import Runtime, db_threads
 
 def test_database_work_runs_in_a_few_threads_at_once(rt: Runtime) -> None:
     limit = db_threads(rt.engine)
-    assert limit == (1 if rt.engine.dialect.name == "sqlite" else 6)
+    assert limit == (1 if rt.engine.dialect.name == "sqlite" else 4)
     lock = threading.Lock()
     running = peak = 0
 
