@@ -6,12 +6,13 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from helpers import csrf_token, hidden, post_form, publish_default, start_journey, submit_step
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, update
 from starlette.testclient import TestClient
 
 from portal.audit import AuditEvent, RequestMeta
@@ -393,3 +394,29 @@ def test_parse_ignores_ticks_for_no_and_orders_places() -> None:
     assert parse({"choice": "no", "placement_website": "yes"}) == ("no", [], {})
     form = {"choice": "anonymous", "placement_print": "yes", "placement_website": "yes"}
     assert parse(form) == ("anonymous", ["website", "print"], {})
+
+
+def test_board_cell_follows_the_chain_when_clocks_disagree(client: TestClient, rt: Runtime) -> None:
+    """The board shows the decision in force by the supersedes chain, as the API and the
+    client's page do, even when the newer row's timestamp is not the later one (a clock
+    stepped back between two requests)."""
+    from portal.staff.board import Cell
+    from portal_testimonial.choices import decision_words
+    from portal_testimonial.staff_view import board_cells
+
+    enrollment = reach_step(client, rt)
+    assert submit_step(client, "testimonial", {"choice": "no"}).status_code == 303
+    data = {"choice": "initials", "placement_website": "yes"}
+    assert submit_step(client, "testimonial", data).status_code == 303
+    old, new = rows(rt, enrollment)
+    with transaction(rt.engine) as db:
+        db.execute(
+            update(TestimonialDecision)
+            .where(col(TestimonialDecision.id) == new.id)
+            .values(created_at=old.created_at - timedelta(seconds=5))
+        )
+    with transaction(rt.engine, read_only=True) as db:
+        cell = board_cells(db, [enrollment.id])[enrollment.id]
+        in_force = service.current(db, enrollment.id)
+    assert in_force is not None and in_force.id == new.id
+    assert cell == Cell(decision_words("initials", ["website"]), "ok")

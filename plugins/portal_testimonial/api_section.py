@@ -15,7 +15,7 @@ from portal.settings import Settings
 from portal_testimonial import fhir_testimonial
 from portal_testimonial.choices import CHOICES, PLACEMENTS
 from portal_testimonial.models import TestimonialDecision
-from portal_testimonial.service import DECISION, WITHDRAWAL, chain_order
+from portal_testimonial.service import DECISION, WITHDRAWAL, chain_order, in_force
 
 DATE_TIME = {"type": "string", "format": "date-time"}
 _COMMON: dict[str, Any] = {
@@ -120,10 +120,7 @@ def load(db: Session, refs: Sequence[ClientRef], history: bool) -> dict[str, Any
     values: dict[str, Any] = {}
     for enrollment_id, found in by_enrollment.items():
         ordered = chain_order(found)
-        superseded = {row.supersedes_id for row in ordered if row.supersedes_id}
-        # As service.current: the newest row nobody superseded.
-        in_force = [row for row in ordered if row.id not in superseded][-1]
-        value = current_json(in_force)
+        value = current_json(in_force(ordered))
         if history:
             value["history"] = [row_json(row) for row in reversed(ordered)]
         values[clients[enrollment_id]] = value

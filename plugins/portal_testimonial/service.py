@@ -72,6 +72,13 @@ def chain_order(rows: list[TestimonialDecision]) -> list[TestimonialDecision]:
     return chain + [row for row in rows if row.id not in linked]
 
 
+def in_force(ordered: list[TestimonialDecision]) -> TestimonialDecision:
+    """Among one enrollment's rows in chain order, the one in force (as `current`): the
+    newest that nothing supersedes."""
+    superseded = {row.supersedes_id for row in ordered if row.supersedes_id}
+    return [row for row in ordered if row.id not in superseded][-1]
+
+
 def by_code(db: Session, code: str) -> TestimonialDecision | None:
     """The decision row a withdrawal link points at, or None for an unknown code."""
     if not code or len(code) > MAX_CODE_CHARS:

@@ -23,10 +23,13 @@ def short(decision: TestimonialDecision) -> Cell:
     return Cell(decision_words(decision.choice, decision.placements), "ok")
 
 
-# The newest decision of each enrollment wins (ascending order; plain columns, no objects).
-_LATEST = (
+# Each enrollment's decisions (plain columns, no objects), for the one in force: the same rule
+# as the API's and the client's page (the supersedes chain; timestamps can tie).
+_DECISIONS = (
     select(
+        col(TestimonialDecision.id),
         col(TestimonialDecision.enrollment_id),
+        col(TestimonialDecision.supersedes_id),
         col(TestimonialDecision.kind),
         col(TestimonialDecision.choice),
         col(TestimonialDecision.placements),
@@ -37,10 +40,12 @@ _LATEST = (
 
 
 def board_cells(db: Session, enrollment_ids: Sequence[str]) -> dict[str, Cell]:
-    latest = {row.enrollment_id: row for row in core_rows(db, _LATEST, enrollment_ids)}
+    found: dict[str, list[TestimonialDecision]] = {}
+    for row in core_rows(db, _DECISIONS, enrollment_ids):
+        found.setdefault(row.enrollment_id, []).append(as_model(TestimonialDecision, row))
     return {
-        enrollment_id: short(as_model(TestimonialDecision, row))
-        for enrollment_id, row in latest.items()
+        enrollment_id: short(service.in_force(service.chain_order(rows)))
+        for enrollment_id, rows in found.items()
     }
 
 
@@ -50,5 +55,5 @@ def client_section(db: Session, enrollment: Enrollment, client: Client) -> dict[
         "testimonial_history": [
             (row, decision_words(row.choice, row.placements)) for row in reversed(rows)
         ],
-        "testimonial_consents": bool(rows) and is_consent(rows[-1].choice),
+        "testimonial_consents": bool(rows) and is_consent(service.in_force(rows).choice),
     }
