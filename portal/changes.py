@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import UOWTransaction
 from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from portal.db import UTCDateTime, utcnow
 from portal.models import Client, Enrollment
@@ -206,14 +207,22 @@ def horizon_condition(session: Session) -> Any:
 
 def read(session: Session, after: Position, limit: int) -> list[ClientChange]:
     """Up to `limit` changes after `after`, in log order, none beyond the safe horizon."""
-    query = (
-        select(ClientChange)
-        .where(tuple_(col(ClientChange.txid), col(ClientChange.seq)) > (after.txid, after.seq))
-        .where(horizon_condition(session))
-        .order_by(col(ClientChange.txid), col(ClientChange.seq))
-        .limit(limit)
-    )
-    return list(session.exec(query))
+    return list(session.exec(page_query(session, after, limit)))
+
+
+def page_query(session: Session, after: Position, limit: int) -> SelectOfScalar[ClientChange]:
+    """The statement `read` runs: a seek to `after` in the log's index, whatever its length."""
+    query = select(ClientChange).where(horizon_condition(session)).limit(limit)
+    if _is_postgres(session):
+        position = tuple_(col(ClientChange.txid), col(ClientChange.seq))
+        query = query.where(position > (after.txid, after.seq))
+        query = query.order_by(col(ClientChange.txid), col(ClientChange.seq))
+    else:
+        # txid is 0 throughout and seq (the rowid) alone orders. SQLite seeks a row value
+        # `(txid, seq) > (0, n)` on txid only, so it walked the log from its start: each page
+        # of a sync cost more than the one before (6 -> 12 ms over 100,000 changes).
+        query = query.where(col(ClientChange.seq) > after.seq).order_by(col(ClientChange.seq))
+    return query
 
 
 def head(session: Session) -> Position:

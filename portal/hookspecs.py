@@ -170,6 +170,8 @@ def portal_api_sections(settings: Settings) -> list[ApiSection]:
 
     Arguments: ``settings``. Returns: a list of ``portal.api.sections.ApiSection``; each has a
     JSON Schema for the OpenAPI document, a batch loader, the scope an API key needs to see it
-    and an optional FHIR mapping. Not firstresult.
+    and an optional FHIR mapping. The loader serves API reads and FHIR reads and exports; it
+    only reads, so it may read Core rows (``portal.rows.core_rows``), which cost a fraction of
+    ORM objects. Not firstresult.
     """
     raise NotImplementedError
