@@ -8,9 +8,9 @@ then leave one audit event naming the key, the resource type and the count.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
@@ -66,7 +66,7 @@ async def search_patients(request: Request) -> Response:
     )
     count = params.count(query)
     after = decode(query[CURSOR], "Patient", 1)[0] if CURSOR in query else None
-    key = await run_in_threadpool(authorize, rt.engine, request, Scope.CLIENTS_READ)
+    key = await rt.in_db_thread(partial(authorize, rt.engine, request, Scope.CLIENTS_READ))
 
     def work() -> tuple[list[dict[str, Any]], str | None]:
         with transaction(rt.engine, read_only=True) as db:
@@ -74,7 +74,7 @@ async def search_patients(request: Request) -> Response:
         _audit_search(rt, request, key, "Patient", len(found))
         return found, last
 
-    found, last = await run_in_threadpool(work)
+    found, last = await rt.in_db_thread(work)
     cursor = encode("Patient", last) if last else None
     return fhir_response(searchset(request, "Patient", found, cursor))
 
@@ -83,7 +83,7 @@ async def read_patient(request: Request) -> Response:
     rt, resource_id = runtime(request), request.path_params["id"]
     require_json(request)
     params.check_names(request.query_params, params.COMMON)
-    key = await run_in_threadpool(authorize, rt.engine, request, Scope.CLIENTS_READ)
+    key = await rt.in_db_thread(partial(authorize, rt.engine, request, Scope.CLIENTS_READ))
 
     def work() -> dict[str, Any] | None:
         with transaction(rt.engine, read_only=True) as db:
@@ -92,7 +92,7 @@ async def read_patient(request: Request) -> Response:
         _audit_read(rt, request, key, "Patient", resource_id if patient else None)
         return patient
 
-    patient = await run_in_threadpool(work)
+    patient = await rt.in_db_thread(work)
     if patient is None:
         raise FhirError(404, f"No Patient has the id {resource_id!r}.")
     return fhir_response(patient)
@@ -111,7 +111,7 @@ async def search_consents(request: Request) -> Response:
     )
     count = params.count(query)
     after = decode(query[CURSOR], "Consent", 2) if CURSOR in query else None
-    key = await run_in_threadpool(authorize, rt.engine, request, Scope.CLIENTS_READ)
+    key = await rt.in_db_thread(partial(authorize, rt.engine, request, Scope.CLIENTS_READ))
 
     def work() -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
         with transaction(rt.engine, read_only=True) as db:
@@ -120,7 +120,7 @@ async def search_consents(request: Request) -> Response:
         _audit_search(rt, request, key, "Consent", len(found))
         return found, last
 
-    found, last = await run_in_threadpool(work)
+    found, last = await rt.in_db_thread(work)
     cursor = encode("Consent", *last) if last else None
     return fhir_response(searchset(request, "Consent", found, cursor))
 
@@ -129,7 +129,7 @@ async def read_consent(request: Request) -> Response:
     rt, resource_id = runtime(request), request.path_params["id"]
     require_json(request)
     params.check_names(request.query_params, params.COMMON)
-    key = await run_in_threadpool(authorize, rt.engine, request, Scope.CLIENTS_READ)
+    key = await rt.in_db_thread(partial(authorize, rt.engine, request, Scope.CLIENTS_READ))
     not_found = FhirError(404, f"No Consent has the id {resource_id!r}.")
     # The id's prefix names the section that made it ("ack-12"); the longest prefix wins.
     owners = sorted(
@@ -139,10 +139,10 @@ async def read_consent(request: Request) -> Response:
     )
     section = next((s for s in owners if resource_id.startswith(s.fhir.consent_prefix + "-")), None)
     if section is None or section.fhir.consent_owner is None:
-        await run_in_threadpool(_audit_read, rt, request, key, "Consent", None)
+        await rt.in_db_thread(partial(_audit_read, rt, request, key, "Consent", None))
         raise not_found
     if section.scope != Scope.CLIENTS_READ:
-        await run_in_threadpool(require_scope, rt.engine, request, key, section.scope)
+        await rt.in_db_thread(partial(require_scope, rt.engine, request, key, section.scope))
     owner_of = section.fhir.consent_owner
     row_id = resource_id.removeprefix(section.fhir.consent_prefix + "-")
 
@@ -158,7 +158,7 @@ async def read_consent(request: Request) -> Response:
         _audit_read(rt, request, key, "Consent", found[0] if found else None, resource_id)
         return found
 
-    found = await run_in_threadpool(work)
+    found = await rt.in_db_thread(work)
     if found is None:
         raise not_found
     return fhir_response(found[1])
