@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -38,33 +38,20 @@ _LAST_CHANGED = (
 )
 
 
-class Journey(Protocol):
-    @property
-    def client_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-
-
-E = TypeVar("E", bound=Journey)  # an Enrollment, or a row of its client_id and status
 _STAFF_NAMES = select(col(StaffAccount.id), col(StaffAccount.name)).where(
     col(StaffAccount.id).in_(IDS)
 )
 
 
 def latest_enrollments(db: Session, client_ids: Sequence[str]) -> dict[str, Enrollment]:
-    """Each client's current journey: the newest one not cancelled, else the newest."""
+    """Each client's current journey (read as Core rows, oldest first): the newest one not
+    cancelled, else the newest."""
     if not client_ids:
         return {}
-    rows = core_rows(db, _ENROLLMENTS, client_ids)
-    return current_of(as_model(Enrollment, row) for row in rows)
-
-
-def current_of(journeys: Iterable[E]) -> dict[str, E]:
-    """Client id -> current journey among `journeys` (enrollments or rows with client_id and
-    status, oldest first): the newest one not cancelled, else the newest."""
     cancelled = EnrollmentStatus.CANCELLED
-    chosen: dict[str, E] = {}
-    for journey in journeys:
+    chosen: dict[str, Enrollment] = {}
+    for row in core_rows(db, _ENROLLMENTS, client_ids):
+        journey = as_model(Enrollment, row)
         current = chosen.get(journey.client_id)
         if current is None or journey.status != cancelled or current.status == cancelled:
             chosen[journey.client_id] = journey
@@ -108,17 +95,16 @@ def step_statuses(
 ) -> dict[str, list[dict[str, Any]]]:
     """Client id -> each onboarding step and whether they have completed it (as of now)."""
     now = utcnow()
-    practice: list[Practice | None] = []
 
     def context(enrollment: Enrollment) -> StepContext | None:
         # Only for a step that answers one journey at a time, in the journey's own context:
-        # the ORM objects a step handler may expect, not the rows read here.
-        if not practice:
-            practice.append(db.get(Practice, 1))
+        # the ORM objects a step handler may expect, not the rows read here (the session's
+        # identity map reads the practice once).
+        practice = db.get(Practice, 1)
         client, journey = db.get(Client, enrollment.client_id), db.get(Enrollment, enrollment.id)
-        if practice[0] is None or client is None or journey is None:
+        if practice is None or client is None or journey is None:
             return None
-        return rt.step_context(db, practice[0], client, journey, RequestMeta.none(), now)
+        return rt.step_context(db, practice, client, journey, RequestMeta.none(), now)
 
     done = rt.wizard.completion(db, list(enrollments.values()), context)
     steps = rt.wizard.steps
