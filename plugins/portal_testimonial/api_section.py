@@ -6,16 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from portal.api.records import iso
 from portal.api.sections import ApiSection, ClientRef
-from portal.rows import IDS, as_model, core_rows
 from portal.settings import Settings
 from portal_testimonial import fhir_testimonial
 from portal_testimonial.choices import CHOICES, PLACEMENTS
 from portal_testimonial.models import TestimonialDecision
-from portal_testimonial.service import DECISION, WITHDRAWAL, chain_order, in_force
+from portal_testimonial.service import DECISION, WITHDRAWAL, chains, in_force
 
 DATE_TIME = {"type": "string", "format": "date-time"}
 _COMMON: dict[str, Any] = {
@@ -92,34 +91,12 @@ def current_json(row: TestimonialDecision) -> dict[str, Any]:
     }
 
 
-# Built once (the ids expand): building a select per call cost as much as running it. Core
-# rows of the columns the JSON reads: an API read or a bulk export only reads them.
-_DECISIONS = (
-    select(
-        col(TestimonialDecision.id),
-        col(TestimonialDecision.enrollment_id),
-        col(TestimonialDecision.created_at),
-        col(TestimonialDecision.choice),
-        col(TestimonialDecision.placements),
-        col(TestimonialDecision.kind),
-        col(TestimonialDecision.source),
-        col(TestimonialDecision.supersedes_id),
-    )
-    .where(col(TestimonialDecision.enrollment_id).in_(IDS))
-    .order_by(col(TestimonialDecision.created_at), col(TestimonialDecision.id))
-)
-
-
 def load(db: Session, refs: Sequence[ClientRef], history: bool) -> dict[str, Any]:
     clients = {ref.enrollment_id: ref.client_id for ref in refs if ref.enrollment_id}
     if not clients:
         return {}
-    by_enrollment: dict[str, list[TestimonialDecision]] = {}
-    for row in core_rows(db, _DECISIONS, clients):
-        by_enrollment.setdefault(row.enrollment_id, []).append(as_model(TestimonialDecision, row))
     values: dict[str, Any] = {}
-    for enrollment_id, found in by_enrollment.items():
-        ordered = chain_order(found)
+    for enrollment_id, ordered in chains(db, clients).items():
         value = current_json(in_force(ordered))
         if history:
             value["history"] = [row_json(row) for row in reversed(ordered)]
