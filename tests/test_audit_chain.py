@@ -148,25 +148,22 @@ def test_removing_the_newest_events_is_caught(
     assert "events at the end were removed" in result.output
 
 
-def test_concurrent_writers_never_fork_the_chain(rt: Runtime, verify: Verify) -> None:
-    writers, transactions = 8, 6
+def _write_concurrently(
+    rt: Runtime, writers: int, write: Callable[[int], None]
+) -> list[AuditEvent]:
+    """Run `write(n)` for n in range(writers) in threads released at once; every event
+    stored after, in chain order, once none of them failed and the chain has not forked."""
     start = threading.Barrier(writers)
     failures: list[BaseException] = []
 
-    def write(n: int) -> None:
+    def run(n: int) -> None:
         try:
             start.wait()
-            for i in range(transactions):
-                with transaction(rt.engine) as db:
-                    for part in ("first", "second"):  # two events in one transaction
-                        audit.record(
-                            db, Actor("system", f"writer-{n}"), "test.write", "test", str(i),
-                            RequestMeta.none(), part=part,
-                        )  # fmt: skip
+            write(n)
         except BaseException as exc:  # reported below
             failures.append(exc)
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -174,9 +171,25 @@ def test_concurrent_writers_never_fork_the_chain(rt: Runtime, verify: Verify) ->
     assert failures == []
     with transaction(rt.engine, read_only=True) as db:
         rows = list(db.exec(select(AuditEvent).order_by(col(AuditEvent.id))))
-    assert len(rows) == writers * transactions * 2
     # A fork would show as two events claiming the same predecessor.
     assert len({r.prev_hash for r in rows}) == len(rows)
+    return rows
+
+
+def test_concurrent_writers_never_fork_the_chain(rt: Runtime, verify: Verify) -> None:
+    writers, transactions = 8, 6
+
+    def write(n: int) -> None:
+        for i in range(transactions):
+            with transaction(rt.engine) as db:
+                for part in ("first", "second"):  # two events in one transaction
+                    audit.record(
+                        db, Actor("system", f"writer-{n}"), "test.write", "test", str(i),
+                        RequestMeta.none(), part=part,
+                    )  # fmt: skip
+
+    rows = _write_concurrently(rt, writers, write)
+    assert len(rows) == writers * transactions * 2
     result = verify()
     assert result.exit_code == 0, result.output
     assert f"intact: {len(rows)} events" in result.output
@@ -188,35 +201,21 @@ def test_events_stored_alone_and_with_a_unit_of_work_share_one_chain(
     """`record_alone` (API reads: a Core insert in its own transaction) and `record` (an ORM
     flush) append to the same chain concurrently without forking it."""
     writers, transactions = 6, 5
-    start = threading.Barrier(writers)
-    failures: list[BaseException] = []
 
     def write(n: int) -> None:
         actor = Actor("api" if n % 2 else "system", f"writer-{n}")
-        try:
-            start.wait()
-            for i in range(transactions):
-                if n % 2:
-                    audit.record_alone(
-                        rt.engine, actor, "api.client_read", "client", str(i),
-                        RequestMeta("10.0.0.1", "EHR/1.0"), history=bool(i % 2),
-                    )  # fmt: skip
-                    continue
-                with transaction(rt.engine) as db:
-                    audit.record(db, actor, "test.write", "test", str(i), RequestMeta.none())
-        except BaseException as exc:  # reported below
-            failures.append(exc)
+        for i in range(transactions):
+            if n % 2:
+                audit.record_alone(
+                    rt.engine, actor, "api.client_read", "client", str(i),
+                    RequestMeta("10.0.0.1", "EHR/1.0"), history=bool(i % 2),
+                )  # fmt: skip
+                continue
+            with transaction(rt.engine) as db:
+                audit.record(db, actor, "test.write", "test", str(i), RequestMeta.none())
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
-    with transaction(rt.engine, read_only=True) as db:
-        rows = list(db.exec(select(AuditEvent).order_by(col(AuditEvent.id))))
+    rows = _write_concurrently(rt, writers, write)
     assert len(rows) == writers * transactions
-    assert len({r.prev_hash for r in rows}) == len(rows)
     alone = [r for r in rows if r.action == "api.client_read"]
     assert len(alone) == writers // 2 * transactions
     assert {(r.ip, r.user_agent) for r in alone} == {("10.0.0.1", "EHR/1.0")}
